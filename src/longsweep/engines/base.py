@@ -1,0 +1,79 @@
+"""The Engine contract: one model instance behind four calls.
+
+Adapters (``llama_cpp.py``, ``vllm.py``) import their heavy library inside the
+constructor, so ``import longsweep`` loads neither vllm, llama_cpp nor torch.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from longsweep.budget import check_request
+from longsweep.tokens import Message, Tokenizer
+
+
+class EngineLoadError(RuntimeError):
+    """The engine cannot start (missing weights, library, memory): fatal for the sweep."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat completion: messages plus sampling settings."""
+
+    messages: list[Message]
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 0
+    stop: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class GenerationResult:
+    """What came back for one request, with usage and timing as the engine reports them."""
+
+    text: str
+    finish_reason: str  # "stop" | "length" | "error"
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int | None = None  # prompt tokens reused from the KV/prefix cache, where known
+    latency_s: float = 0.0
+    prefill_s: float | None = None
+    decode_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        t = self.decode_s if self.decode_s else self.latency_s
+        return self.completion_tokens / t if t > 0 else 0.0
+
+
+class Engine(abc.ABC):
+    """A loaded model. Subclasses implement ``_generate``; ``generate`` refuses what cannot fit."""
+
+    tokenizer: Tokenizer
+    context_window: int
+    backend: str
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        """Generate a batch. Every request is checked against the window first with exact
+        counts; an over-long request raises ``PromptTooLongError`` and nothing is generated."""
+        ids = [self.tokenizer.encode_messages(r.messages) for r in requests]
+        for r, toks in zip(requests, ids):
+            check_request(len(toks), r.max_tokens, self.context_window)
+        return self._generate(requests, ids)
+
+    @abc.abstractmethod
+    def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:
+        """Generate for requests already checked; ``prompt_ids`` are their exact token ids."""
+
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Drop model state carried between calls (KV cache / prefix cache)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the model. Explicit, never ``__del__``."""

@@ -1,0 +1,63 @@
+"""The exact tokenizer of a GGUF model: its vocabulary (``vocab_only``) and its chat template.
+
+The llama.cpp engine renders and tokenizes prompts with this same class, so a
+count made while planning is the count the engine evaluates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from longsweep.tokens import Message, merge_system
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+        from llama_cpp import llama_chat_format
+    except ImportError as e:
+        raise ImportError(
+            "the llama.cpp backend needs llama-cpp-python: pip install 'longsweep[llama]' "
+            f"(it compiles on install) ({e})") from None
+    return llama_cpp, llama_chat_format
+
+
+class LlamaCppTokenizer:
+    exact = True
+
+    def __init__(self, model_path: str | None = None, *, llama: Any = None, supports_system: bool = True):
+        llama_cpp, chat_format = _import_llama_cpp()
+        if llama is None:
+            llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+        self._llama = llama
+        self.supports_system = supports_system
+        self.name = f"llama.cpp:{(model_path or llama.model_path).rsplit('/', 1)[-1]}"
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{self.name}: the GGUF has no chat template (tokenizer.chat_template)")
+        eos, bos = llama.token_eos(), llama.token_bos()
+        self._formatter = chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=llama._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+        self.eos_token_id = eos
+        self.n_ctx_train = int(llama.metadata.get(f"{llama.metadata.get('general.architecture', 'llama')}.context_length", 0) or 0)
+
+    def _format(self, messages: list[Message]):
+        msgs = messages if self.supports_system else merge_system(messages)
+        return self._formatter(messages=msgs)
+
+    def encode(self, text: str) -> list[int]:
+        return self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def render(self, messages: list[Message]) -> str:
+        return self._format(messages).prompt
+
+    def encode_messages(self, messages: list[Message]) -> list[int]:
+        res = self._format(messages)
+        return self._llama.tokenize(res.prompt.encode("utf-8"), add_bos=not res.added_special, special=True)
+
+    def decode(self, ids: list[int]) -> str:
+        return self._llama.detokenize(ids).decode("utf-8", errors="replace")

@@ -1,0 +1,145 @@
+"""The sweep driver: skip what is done, plan batches, run the actor pool, write Parquet.
+
+Used by every job (generate, review, stories). Items are dicts with a stable
+``key`` and a predicted ``cost``; rows already known to be errors before any
+model runs (a corrupt PDF) are written directly, so they too appear exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from longsweep.config import ModelSpec, WorkerPolicy
+from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
+from longsweep.runtime.plan import plan_batches
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepSummary:
+    sweep_dir: Path
+    table_dir: Path
+    total: int
+    skipped: int
+    ran: int
+    rows: int = 0
+    ok: int = 0
+    errors: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    completion_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        kinds = ", ".join(f"{k}={v}" for k, v in sorted(self.errors_by_kind.items())) or "none"
+        return [
+            f"results: {self.table_dir}",
+            f"items: {self.total} ({self.skipped} already done, {self.ran} run now); rows: {self.rows}",
+            f"ok: {self.ok}  errors: {self.errors} ({kinds})",
+            f"wall: {self.wall_s:.1f}s  completion tokens this run: {self.completion_tokens}"
+            f"  ({self.tokens_per_s:.1f} tok/s)",
+        ] + [f"{k}: {v}" for k, v in self.extra.items()]
+
+
+def write_rows_direct(table_dir: Path, rows: list[dict[str, Any]], schema_name: str) -> None:
+    """Rows decided on the driver (per-item errors before any model ran)."""
+    if not rows:
+        return
+    table_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_table(rows, SCHEMAS[schema_name]), table_dir / f"driver_{uuid.uuid4().hex}.parquet")
+
+
+def run_sweep(
+    items: list[dict[str, Any]],
+    *,
+    spec: ModelSpec,
+    task: str,
+    table: str,
+    sweep_dir: Path,
+    sweep_id: str,
+    policy: WorkerPolicy | None = None,
+    concurrency: tuple[int, int] = (1, 1),
+    batch_items: int = 4,
+    options: dict[str, Any] | None = None,
+    error_rows: list[dict[str, Any]] | None = None,
+    config: dict[str, Any] | None = None,
+    rows_per_item: int = 1,
+) -> SweepSummary:
+    """Run every item whose key is not yet in ``sweep_dir/table``; return the counts."""
+    import ray
+
+    t0 = time.perf_counter()
+    policy = policy or WorkerPolicy()
+    table_dir = Path(sweep_dir) / table
+    done = done_keys(table_dir)
+    all_keys = [it["key"] for it in items] + [r["key"] for r in (error_rows or [])]
+    dup = [k for k, n in Counter(all_keys).items() if n > 1]
+    if dup:
+        raise ValueError(f"duplicate work item keys: {dup[:5]}")
+    item_done = (lambda it: any(k.startswith(it["key"] + "/") for k in done)) if rows_per_item > 1 else \
+        (lambda it: it["key"] in done)
+    todo = [it for it in items if not item_done(it)]
+    fresh_errors = [r for r in (error_rows or []) if r["key"] not in done]
+    skipped = len(items) + len(error_rows or []) - len(todo) - len(fresh_errors)
+    started = now_iso()
+    write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, model=spec.model_dump(mode="json"),
+                   config=config or {}, policy=policy.model_dump(mode="json"), started_at=started,
+                   planned_items=len(items) + len(error_rows or []), skipped=skipped)
+    write_rows_direct(table_dir, fresh_errors, table)
+    if todo:
+        batches = plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
+        logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
+                    len(batches), skipped)
+        ds = ray.data.from_items(
+            [{"items": json.dumps(b)} for b in batches], override_num_blocks=len(batches))
+        ds = ds.map_batches(
+            _worker_cls(),
+            batch_size=1,
+            concurrency=concurrency,
+            fn_constructor_kwargs=dict(model=spec.model_dump(mode="json"), policy=policy.model_dump(mode="json"),
+                                       task=task, sweep_id=sweep_id, options=options or {}),
+            num_cpus=spec.resources.num_cpus,
+            num_gpus=spec.resources.num_gpus or None,
+            max_restarts=3,
+            max_task_retries=3,
+        )
+        ds.write_parquet(str(table_dir))
+    summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
+                        ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
+    write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
+                   counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
+                           "errors_by_kind": summary.errors_by_kind})
+    return summary
+
+
+def _worker_cls():
+    from longsweep.runtime.worker import ModelWorker
+    return ModelWorker
+
+
+def summarize(table_dir: Path, *, total: int, skipped: int, ran: int, wall_s: float, since: str) -> SweepSummary:
+    t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at"])
+    s = SweepSummary(Path(table_dir).parent, Path(table_dir), total, skipped, ran, wall_s=wall_s)
+    if t is None:
+        return s
+    rows = t.to_pylist()
+    s.rows = len(rows)
+    s.ok = sum(r["status"] == "ok" for r in rows)
+    s.errors = s.rows - s.ok
+    s.errors_by_kind = dict(Counter(r["error_kind"] or "unknown" for r in rows if r["status"] != "ok"))
+    s.completion_tokens = sum(r["completion_tokens"] or 0 for r in rows if (r["finished_at"] or "") >= since)
+    return s

@@ -1,0 +1,27 @@
+from longsweep.runtime.plan import item_cost, plan_batches
+
+
+def test_longest_first_and_every_item_once():
+    items = [{"key": f"k{i}", "cost": c} for i, c in enumerate([5, 100, 1, 50, 50, 7, 3])]
+    batches = plan_batches(items, max_items=2, n_actors=2)
+    flat = [it for b in batches for it in b]
+    assert sorted(it["key"] for it in flat) == sorted(it["key"] for it in items)
+    costs = [it["cost"] for it in flat]
+    assert costs == sorted(costs, reverse=True)
+    assert all(len(b) <= 2 for b in batches)
+
+
+def test_cost_cap_closes_batches():
+    items = [{"key": f"k{i}", "cost": 10} for i in range(10)]
+    batches = plan_batches(items, max_items=100, max_cost=30)
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
+
+
+def test_default_cap_gives_several_batches_per_actor():
+    items = [{"key": f"k{i}", "cost": 1} for i in range(64)]
+    assert len(plan_batches(items, max_items=1000, n_actors=4)) >= 16
+
+
+def test_empty_and_cost():
+    assert plan_batches([]) == []
+    assert item_cost(100, 50, decode_weight=2) == 200
