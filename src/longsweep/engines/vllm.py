@@ -49,7 +49,7 @@ class VllmEngine(Engine):
             raise EngineLoadError(f"vLLM could not load {weights}: {e}") from e
         self.load_s = time.perf_counter() - t0
         self.spec = spec
-        self.context_window = spec.n_ctx
+        self.context_window = int(kwargs["max_model_len"])
         self.tokenizer = HFTokenizer(spec.tokenizer or weights, supports_system=spec.supports_system_role)
         logger.info("vLLM loaded %s in %.2fs (max_model_len=%d)", weights, self.load_s, spec.n_ctx)
 
