@@ -49,6 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_flags(p)
     _common(p)
 
+    p = sub.add_parser("plan", help="fit papers to a model's window without loading weights")
+    p.add_argument("papers_dir")
+    p.add_argument("--model", required=True)
+    p.add_argument("--window", type=int, default=None, help="override the model's context window")
+    p.add_argument("--versions", default=None, help="comma-separated, e.g. v1,v2")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--keep-hidden", action="store_true", help="keep hidden text in the prompt")
+    _common(p)
+
+    p = sub.add_parser("review", help="review sweep: papers x versions x runs on Ray actors")
+    p.add_argument("papers_dir")
+    p.add_argument("--versions", default=None, help="comma-separated, e.g. v1,v2 (default: all found)")
+    p.add_argument("--runs", type=int, default=None)
+    p.add_argument("--max-figures", "--max_figures", dest="max_figures", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="review only the first N papers")
+    p.add_argument("--config", default=None, help="review options YAML (default config/review.yaml)")
+    _sweep_flags(p)
+    _common(p)
+
+    p = sub.add_parser("export", help="write the review seed's JSON layout from a results folder")
+    p.add_argument("results_dir")
+    p.add_argument("--to", required=True)
+    _common(p)
     return ap
 
 

@@ -116,3 +116,77 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print("\n".join(summary.lines()))
         code = max(code, 1 if summary.errors else 0)
     return code
+
+
+def _versions(s: str | None) -> list[str] | None:
+    return [v.strip() for v in s.split(",") if v.strip()] if s else None
+
+
+def load_review_options(path: str | None, **overrides: Any):
+    """config/review.yaml, then the command line (None = not given)."""
+    from longsweep.config import read_yaml, validate
+    from longsweep.papers.prepare import ReviewOptions
+    p = Path(path) if path else PROJECT_ROOT / "config" / "review.yaml"
+    data = (read_yaml(p) or {}) if (path or p.exists()) else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of review options")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return validate(ReviewOptions, data, str(p))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from longsweep.papers.layout import LayoutError, discover
+    from longsweep.review import prepare_all
+
+    spec = get_model(args.model, args.models_file)
+    if args.window:
+        spec = spec.model_copy(update={"context_window": args.window, "llama_cpp": spec.llama_cpp.model_copy(update={"n_ctx": args.window}),
+                                       "vllm": spec.vllm.model_copy(update={"max_model_len": args.window})})
+    opts = load_review_options(None, keep_hidden=args.keep_hidden or None)
+    try:
+        papers = discover(args.papers_dir, _versions(args.versions))
+    except LayoutError as e:
+        raise InputError(str(e)) from None
+    recs = [p["record"] for p in prepare_all(papers, spec, opts, use_ray=False)]
+    if args.json:
+        for r in recs:
+            print(json.dumps(r, default=str))
+    else:
+        print(f"{'paper':<40} {'ver':<4} {'pages':>5} {'tokens':>7} {'budget':>7} {'after':>7}  stages / error")
+        for r in recs:
+            what = r.get("error") or (",".join(r.get("truncation_stages") or []) or "fits")
+            hidden = "  HIDDEN TEXT" if r.get("hidden_text") else ""
+            print(f"{r['paper_id'][:40]:<40} {r['version']:<4} {r.get('pages') or 0:>5} {r.get('tokens_full') or 0:>7} "
+                  f"{r.get('budget_tokens') or 0:>7} {r.get('tokens_fitted') or 0:>7}  {what}{hidden}")
+    return 1 if any(r.get("error") for r in recs) else 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from longsweep.cli import parse_actors
+    from longsweep.papers.layout import LayoutError
+    from longsweep.review import run_review
+    from longsweep.runtime.cluster import connect
+
+    opts = load_review_options(args.config, runs=args.runs, max_figures=args.max_figures)
+    specs = [get_model(n, args.models_file) for n in args.model]
+    out, sid = sweep_dir_for(args, "review")
+    print(connect(args.address), file=sys.stderr)
+    code = 0
+    for spec in specs:
+        try:
+            s = run_review(args.papers_dir, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
+                           versions=_versions(args.versions), limit=args.limit,
+                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or 4)
+        except LayoutError as e:
+            raise InputError(str(e)) from None
+        print(f"[{spec.name}]")
+        print("\n".join(s.lines()))
+        code = max(code, 1 if s.errors else 0)
+    return code
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from longsweep.export import export_reviews
+    n = export_reviews(Path(args.results_dir), Path(args.to))
+    print(f"wrote {n} review files under {args.to}")
+    return 0

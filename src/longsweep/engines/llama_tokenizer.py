@@ -28,7 +28,9 @@ class LlamaCppTokenizer:
     def __init__(self, model_path: str | None = None, *, llama: Any = None, supports_system: bool = True):
         llama_cpp, chat_format = _import_llama_cpp()
         if llama is None:
-            llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+            from llama_cpp._utils import suppress_stdout_stderr
+            with suppress_stdout_stderr(disable=False):  # llama.cpp logs a context warning in vocab-only mode
+                llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
         self._llama = llama
         self.supports_system = supports_system
         self.name = f"llama.cpp:{(model_path or llama.model_path).rsplit('/', 1)[-1]}"
