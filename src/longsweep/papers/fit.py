@@ -26,7 +26,7 @@ APPENDIX_NOTICE = "\n\n[Appendices omitted to fit the reviewer's context window:
 MIDDLE_NOTICE = "\n\n[... {chars} characters of the paper omitted here to fit the reviewer's context window ...]\n\n"
 _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 _PARA = re.compile(r"\n\s*\n")
-MAX_SEG_CHARS = 1500
+MAX_SEG_CHARS = 400
 
 
 @dataclass
