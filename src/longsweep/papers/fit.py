@@ -225,10 +225,20 @@ def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_
         used += counts[idx[-1 - t]]
         t += 1
 
+    # fill what is left with the start of the next segment, cut at a sentence end, else a space
+    extra = ""
+    if h < len(idx) - t and avail - used > 8:
+        nxt = segs[idx[h]]
+        piece = text[nxt.start:nxt.end]
+        want = int(len(piece) * (avail - used) / max(counts[idx[h]], 1) * 0.9)
+        cut = max(piece.rfind(". ", 0, want) + 1, 0) or piece.rfind(" ", 0, want)
+        if cut > 0 and len(tok.encode(piece[:cut])) <= avail - used:
+            extra = piece[:cut]
+
     def build(h: int, t: int) -> str:
-        head = "".join(text[segs[i].start:segs[i].end] for i in idx[:h]).rstrip()
+        head = ("".join(text[segs[i].start:segs[i].end] for i in idx[:h]) + extra).rstrip()
         tail = "".join(text[segs[i].start:segs[i].end] for i in idx[len(idx) - t:]).lstrip()
-        return head + MIDDLE_NOTICE.format(chars=removed_chars(h, t)) + tail
+        return head + MIDDLE_NOTICE.format(chars=removed_chars(h, t) - len(extra)) + tail
 
     cand = build(h, t)
     n = count_prompt(cand)
@@ -242,6 +252,7 @@ def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_
             else:
                 h -= 1
                 over -= counts[idx[h]]
+        extra = ""
         cand = build(h, t)
         n = count_prompt(cand)
     return cand
