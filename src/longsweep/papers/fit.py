@@ -231,7 +231,9 @@ def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_
         nxt = segs[idx[h]]
         piece = text[nxt.start:nxt.end]
         want = int(len(piece) * (avail - used) / max(counts[idx[h]], 1) * 0.9)
-        cut = max(piece.rfind(". ", 0, want) + 1, 0) or piece.rfind(" ", 0, want)
+        cut = piece.rfind(". ", 0, want) + 1
+        if cut <= 0 and not _SENT.search(piece):  # an unpunctuated run: a space is the only boundary
+            cut = piece.rfind(" ", 0, want)
         if cut > 0 and len(tok.encode(piece[:cut])) <= avail - used:
             extra = piece[:cut]
 
