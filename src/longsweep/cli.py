@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-figures", "--max_figures", dest="max_figures", type=int, default=None)
     p.add_argument("--limit", type=int, default=None, help="review only the first N papers")
     p.add_argument("--config", default=None, help="review options YAML (default config/review.yaml)")
+    p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
     _sweep_flags(p)
     _common(p)
 

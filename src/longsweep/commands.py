@@ -34,6 +34,18 @@ def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
     return out, sid
 
 
+def with_window(spec: ModelSpec, window: int | None) -> ModelSpec:
+    """The same model with a smaller (or larger) context window, validated again."""
+    if not window:
+        return spec
+    data = spec.model_dump()
+    data["context_window"] = window
+    data["llama_cpp"]["n_ctx"] = window
+    data["vllm"]["max_model_len"] = window
+    from longsweep.config import validate
+    return validate(ModelSpec, data, f"--window {window} for model {spec.name}")
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     models = load_models(args.models_file)
     print(f"{'name':<20} {'backend':<10} {'window':>8} {'completion':>10} {'family':<6} source")
@@ -64,7 +76,8 @@ def load_prompts(path: Path, *, max_tokens: int | None) -> list[dict[str, Any]]:
         msgs = obj.get("messages") or ([{"role": "user", "content": obj["prompt"]}] if isinstance(obj.get("prompt"), str) else None)
         if not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
             raise InputError(f"{path}:{n}: needs `messages` (list of {{role, content}}) or a string `prompt`")
-        sampling = {k: obj[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "json_schema") if k in obj}
+        sampling = {k: obj[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "json_schema",
+                                        "repetition_penalty") if k in obj}
         if max_tokens is not None:
             sampling["max_tokens"] = max_tokens
         items.append({"id": pid, "messages": msgs, "sampling": sampling})
@@ -138,10 +151,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from longsweep.papers.layout import LayoutError, discover
     from longsweep.review import prepare_all
 
-    spec = get_model(args.model, args.models_file)
-    if args.window:
-        spec = spec.model_copy(update={"context_window": args.window, "llama_cpp": spec.llama_cpp.model_copy(update={"n_ctx": args.window}),
-                                       "vllm": spec.vllm.model_copy(update={"max_model_len": args.window})})
+    spec = with_window(get_model(args.model, args.models_file), args.window)
     opts = load_review_options(None, keep_hidden=args.keep_hidden or None)
     try:
         papers = discover(args.papers_dir, _versions(args.versions))
@@ -168,7 +178,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     from longsweep.runtime.cluster import connect
 
     opts = load_review_options(args.config, runs=args.runs, max_figures=args.max_figures)
-    specs = [get_model(n, args.models_file) for n in args.model]
+    specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
     out, sid = sweep_dir_for(args, "review")
     print(connect(args.address), file=sys.stderr)
     code = 0

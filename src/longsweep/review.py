@@ -95,7 +95,8 @@ def run_review(
     summary = run_sweep(
         items, spec=spec, task="review", table="reviews", sweep_dir=sweep_dir, sweep_id=sweep_id,
         policy=policy, concurrency=concurrency, batch_items=batch_items, error_rows=errors,
-        options={"family": spec.prompt_family, "constrain_json": opts.constrain_json, "temperature": opts.temperature},
+        options={"family": spec.prompt_family, "constrain_json": opts.constrain_json, "temperature": opts.temperature,
+                 "repetition_penalty": opts.repetition_penalty},
         config={"papers_dir": str(papers_dir), "versions": versions, "limit": limit, "review": opts.model_dump()},
     )
     summary.extra["papers x versions"] = len(prepared)

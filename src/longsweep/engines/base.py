@@ -28,6 +28,7 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: int | None = 0
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
 
 

@@ -65,7 +65,7 @@ class LlamaCppEngine(Engine):
         t0 = time.perf_counter()
         out = llm.create_completion(
             prompt=ids, max_tokens=req.max_tokens, temperature=req.temperature, top_p=req.top_p,
-            seed=req.seed, stop=list(req.stop) or None, grammar=grammar,
+            seed=req.seed, stop=list(req.stop) or None, grammar=grammar, repeat_penalty=req.repetition_penalty,
         )
         latency = time.perf_counter() - t0
         perf = lib.llama_perf_context(llm._ctx.ctx)

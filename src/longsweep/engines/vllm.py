@@ -55,7 +55,7 @@ class VllmEngine(Engine):
 
     def _params(self, r: GenerationRequest):
         kw = dict(max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, seed=r.seed,
-                  stop=list(r.stop) or None)
+                  stop=list(r.stop) or None, repetition_penalty=r.repetition_penalty)
         if r.json_schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
             kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema)

@@ -36,6 +36,7 @@ class ReviewOptions(BaseModel):
     max_figures: int = Field(8, ge=0)
     keep_hidden: bool = Field(False, description="Keep text a human reader cannot see in the prompt.")
     temperature: float = Field(0.0, ge=0)
+    repetition_penalty: float = Field(1.0, gt=0, description="1.0 = off; small models loop without ~1.3.")
     runs: int = Field(1, ge=1)
     seed: int = Field(0, ge=0, description="Base seed; run k uses seed + k.")
     constrain_json: bool = Field(True, description="Use the engine's JSON-schema constraint for the json family.")

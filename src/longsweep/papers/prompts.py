@@ -39,15 +39,17 @@ JSON_FORMAT = (
 REVIEW_JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "summary": {"type": "string", "maxLength": 1200},
-        "strengths": {"type": "array", "items": {"type": "string", "maxLength": 400}, "maxItems": 5},
-        "weaknesses": {"type": "array", "items": {"type": "string", "maxLength": 400}, "maxItems": 5},
-        "questions": {"type": "array", "items": {"type": "string", "maxLength": 400}, "maxItems": 5},
-        "soundness": {"type": "integer", "minimum": 1, "maximum": 4},
-        "presentation": {"type": "integer", "minimum": 1, "maximum": 4},
-        "contribution": {"type": "integer", "minimum": 1, "maximum": 4},
-        "rating": {"type": "integer", "minimum": 1, "maximum": 10},
-        "confidence": {"type": "integer", "minimum": 1, "maximum": 5},
+        # no maxLength: llama.cpp unrolls it into a grammar of nested optionals that crashes its sampler
+        "summary": {"type": "string"},
+        "strengths": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+        "weaknesses": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+        "questions": {"type": "array", "items": {"type": "string"}, "maxItems": 5},
+        # enums, not minimum/maximum: llama.cpp's grammar ignores integer bounds
+        "soundness": {"type": "integer", "enum": [1, 2, 3, 4]},
+        "presentation": {"type": "integer", "enum": [1, 2, 3, 4]},
+        "contribution": {"type": "integer", "enum": [1, 2, 3, 4]},
+        "rating": {"type": "integer", "enum": list(range(1, 11))},
+        "confidence": {"type": "integer", "enum": [1, 2, 3, 4, 5]},
         "decision": {"type": "string", "enum": ["Accept", "Reject"]},
     },
     "required": ["summary", "strengths", "weaknesses", "questions", "soundness", "presentation",

@@ -19,10 +19,10 @@ class ReviewTask:
     schema = REVIEW_SCHEMA
 
     def __init__(self, ctx: WorkerContext, *, family: str = "json", constrain_json: bool = True,
-                 temperature: float = 0.0):
+                 temperature: float = 0.0, repetition_penalty: float = 1.0):
         self.ctx, self.family = ctx, family
         self.schema_json = REVIEW_JSON_SCHEMA if (family == "json" and constrain_json) else None
-        self.temperature = temperature
+        self.temperature, self.repetition_penalty = temperature, repetition_penalty
 
     def _accept(self, res: GenerationResult) -> tuple[bool, Any, str]:
         p = parse_review(res.text)
@@ -32,7 +32,8 @@ class ReviewTask:
 
     def run(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]),
-                                  temperature=self.temperature, seed=int(it["seed"]), json_schema=self.schema_json)
+                                  temperature=self.temperature, seed=int(it["seed"]), json_schema=self.schema_json,
+                                  repetition_penalty=self.repetition_penalty)
                 for it in items]
         outs = self.ctx.generate_many([(it["key"], r, self._accept) for it, r in zip(items, reqs)])
         rows = []

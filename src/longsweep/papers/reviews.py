@@ -129,7 +129,7 @@ def _json_candidates(text: str) -> list[str]:
 def parse_json_review(text: str) -> ParsedReview | None:
     for cand in _json_candidates(text):
         try:
-            raw = json.loads(cand)
+            raw = json.loads(cand, strict=False)  # raw newlines inside strings are common
         except json.JSONDecodeError:
             continue
         if not isinstance(raw, dict):

@@ -15,6 +15,7 @@ def request_from_item(item: dict[str, Any]) -> GenerationRequest:
         messages=item["messages"], max_tokens=int(s.get("max_tokens", 256)),
         temperature=float(s.get("temperature", 0.0)), top_p=float(s.get("top_p", 1.0)),
         seed=s.get("seed", 0), stop=tuple(s.get("stop", ())), json_schema=s.get("json_schema"),
+        repetition_penalty=float(s.get("repetition_penalty", 1.0)),
     )
 
 
