@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_flags(p)
     _common(p)
 
+    p = sub.add_parser("stories", help="story sequences: multi-turn generation on Ray actors, one row per turn")
+    p.add_argument("sequences", help="YAML (ours) or JSON (story seed format)")
+    p.add_argument("--runs", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--reset", choices=["never", "after_chars", "every_turn"], default=None)
+    p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
+    p.add_argument("--config", default=None, help="story options YAML (default config/stories.yaml)")
+    _sweep_flags(p)
+    _common(p)
+
     p = sub.add_parser("export", help="write the review seed's JSON layout from a results folder")
     p.add_argument("results_dir")
     p.add_argument("--to", required=True)

@@ -135,16 +135,20 @@ def _versions(s: str | None) -> list[str] | None:
     return [v.strip() for v in s.split(",") if v.strip()] if s else None
 
 
-def load_review_options(path: str | None, **overrides: Any):
-    """config/review.yaml, then the command line (None = not given)."""
+def load_options(cls, path: str | None, default_file: str, **overrides: Any):
+    """Options file (default config/<default_file>), then the command line (None = not given)."""
     from longsweep.config import read_yaml, validate
-    from longsweep.papers.prepare import ReviewOptions
-    p = Path(path) if path else PROJECT_ROOT / "config" / "review.yaml"
+    p = Path(path) if path else PROJECT_ROOT / "config" / default_file
     data = (read_yaml(p) or {}) if (path or p.exists()) else {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of review options")
+        raise ConfigError(f"{p}: expected a mapping of options")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return validate(ReviewOptions, data, str(p))
+    return validate(cls, data, str(p))
+
+
+def load_review_options(path: str | None, **overrides: Any):
+    from longsweep.papers.prepare import ReviewOptions
+    return load_options(ReviewOptions, path, "review.yaml", **overrides)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -200,3 +204,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     n = export_reviews(Path(args.results_dir), Path(args.to))
     print(f"wrote {n} review files under {args.to}")
     return 0
+
+
+def cmd_stories(args: argparse.Namespace) -> int:
+    from longsweep.cli import parse_actors
+    from longsweep.runtime.cluster import connect
+    from longsweep.stories_job import StoryOptions, run_stories
+
+    opts = load_options(StoryOptions, args.config, "stories.yaml", runs=args.runs, max_tokens=args.max_tokens,
+                        reset=args.reset)
+    specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
+    out, sid = sweep_dir_for(args, "stories")
+    print(connect(args.address), file=sys.stderr)
+    code = 0
+    for spec in specs:  # several models run one after another into one table
+        s = run_stories(args.sequences, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
+                        concurrency=parse_actors(args.actors), batch_items=args.batch_items or 1)
+        print(f"[{spec.name}]")
+        print("\n".join(s.lines()))
+        code = max(code, 1 if s.errors else 0)
+    return code

@@ -21,6 +21,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
         return "ray: already initialised in this process"
     env = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
     address = address or os.environ.get("RAY_ADDRESS")
+    if address == "local":  # force an embedded Ray even when another one runs here
+        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
+                 runtime_env=env, logging_level=logging.WARNING)
+        return "ray: started an embedded local Ray on 127.0.0.1 (--address local)"
     if address:
         ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
         return f"ray: connected to the cluster at {address}"

@@ -77,7 +77,7 @@ def run_sweep(
     options: dict[str, Any] | None = None,
     error_rows: list[dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
-    rows_per_item: int = 1,
+    multi_row: bool = False,
 ) -> SweepSummary:
     """Run every item whose key is not yet in ``sweep_dir/table``; return the counts."""
     import ray
@@ -90,8 +90,9 @@ def run_sweep(
     dup = [k for k, n in Counter(all_keys).items() if n > 1]
     if dup:
         raise ValueError(f"duplicate work item keys: {dup[:5]}")
-    item_done = (lambda it: any(k.startswith(it["key"] + "/") for k in done)) if rows_per_item > 1 else \
-        (lambda it: it["key"] in done)
+    # multi-row items (a story's turns) are written together: one row key means the item is done
+    done_items = {k.rsplit("/", 1)[0] for k in done} if multi_row else done
+    item_done = lambda it: it["key"] in done_items  # noqa: E731
     todo = [it for it in items if not item_done(it)]
     fresh_errors = [r for r in (error_rows or []) if r["key"] not in done]
     skipped = len(items) + len(error_rows or []) - len(todo) - len(fresh_errors)
