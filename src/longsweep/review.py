@@ -52,7 +52,7 @@ def prepare_all(papers: list[PaperFile], spec: ModelSpec, opts: ReviewOptions, *
     import ray
     ds = ray.data.from_items([_pf_row(pf) for pf in papers], override_num_blocks=max(1, min(len(papers), 64)))
     ds = ds.map(Preparer, fn_constructor_kwargs={"model": spec.model_dump(mode="json"), "options": opts.model_dump()},
-                concurrency=(1, max(1, concurrency)), num_cpus=1)
+                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, concurrency)), num_cpus=1)
     out = ds.take_all()
     order = {(pf.paper_id, pf.version): i for i, pf in enumerate(papers)}
     return sorted(out, key=lambda r: order.get((r["record"]["paper_id"], r["record"]["version"]), 0))

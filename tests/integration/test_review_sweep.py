@@ -65,7 +65,7 @@ def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path
     import polars as pl
     assert len(pd.read_parquet(tmp_path / "reviews")) == 16
     assert pl.read_parquet(str(tmp_path / "reviews" / "*.parquet")).height == 16
-    n = duckdb.sql(f"select count(distinct key) from read_parquet('{tmp_path}/reviews/*.parquet')").fetchone()[0]
+    n = duckdb.sql(f"select count(distinct key) from read_parquet('{tmp_path}/reviews/*.parquet')").fetchall()[0][0]
     assert n == 16
 
     # the review seed's layout

@@ -110,13 +110,16 @@ def run_sweep(
         ds = ds.map_batches(
             _worker_cls(),
             batch_size=1,
-            concurrency=concurrency,
+            # an actor pool that starts with what is there and grows to `max` as nodes join
+            compute=ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1],
+                                               max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs=dict(model=spec.model_dump(mode="json"), policy=policy.model_dump(mode="json"),
                                        task=task, sweep_id=sweep_id, options=options or {}),
             num_cpus=spec.resources.num_cpus,
             num_gpus=spec.resources.num_gpus or None,
-            max_restarts=3,
-            max_task_retries=3,
+            memory=spec.resources.memory_gb * 2**30 if spec.resources.memory_gb else None,
+            # Ray restarts a dead actor (which reloads its model) and retries its batch
+            ray_remote_args_fn=lambda: {"max_restarts": 3, "max_task_retries": 3},
         )
         ds.write_parquet(str(table_dir))
     summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
