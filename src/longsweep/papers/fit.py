@@ -123,6 +123,12 @@ def fit_paper(
     overhead = count_prompt("")
     if overhead >= max_prompt_tokens:
         raise BudgetError(f"the review instruction alone takes {overhead} tokens; the budget is {max_prompt_tokens}")
+    if overhead + len(text) / 2.0 <= max_prompt_tokens:  # surely fits (papers run 2.5-5 chars a token): one exact count
+        n = count_prompt(text)
+        if n <= max_prompt_tokens:
+            msgs = build(text)
+            return FitResult(text=text, messages=msgs, prompt_tokens=n, budget_tokens=max_prompt_tokens,
+                             tokens_full=n, was_truncated=False, stage_tokens=[("full", n)], exact=tokenizer.exact)
     sec = sections or find_sections(text)
     segs = segment(text, sec)
     counts = _count_many(tokenizer, [text[s.start:s.end] for s in segs])

@@ -1,0 +1,65 @@
+"""Stories: KV prefix reuse vs a reset before every turn (the story seed's way), same run.
+
+    python bench/stories.py [--turns 4] [--max-tokens 96]
+
+Runs the same greedy sequences on one llama.cpp engine both ways and prints wall
+time, tokens prefilled, and whether the texts are identical. Two engine settings:
+batched prefill (fast; llama.cpp's kernels are not batch-invariant, so texts may
+part) and n_batch = 1 (every token takes the same path, texts must be identical).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import write
+
+from longsweep.config import ModelSpec, WorkerPolicy, get_model
+from longsweep.engines.llama_cpp import LlamaCppEngine
+from longsweep.runtime.worker import WorkerContext
+from longsweep.stories.sequences import load_sequences
+from longsweep.stories.story_task import StoryTask
+from longsweep.config import PROJECT_ROOT
+
+
+def run(engine, items, reset: str) -> tuple[float, int, list[str]]:
+    ctx = WorkerContext(engine, engine.spec, WorkerPolicy(reset_after_chars=None), "bench")
+    engine.reset()
+    t0 = time.perf_counter()
+    rows = StoryTask(ctx, reset=reset).run(items)
+    wall = time.perf_counter() - t0
+    prefilled = sum(r["prompt_tokens"] - (r["cached_tokens"] or 0) for r in rows)
+    return wall, prefilled, [r["response"] for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--turns", type=int, default=4)
+    ap.add_argument("--sequences", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=96)
+    a = ap.parse_args()
+    seqs = [s for s in load_sequences(PROJECT_ROOT / "config" / "sequences" / "default.yaml").sequences
+            if len(s.prompts) >= a.turns][: a.sequences]
+    items = [{"key": f"{s.id}/run1/bench", "sequence_id": s.id, "run": 1, "system": s.system,
+              "prompts": [{"name": p.name, "text": p.text} for p in s.prompts[: a.turns]],
+              "max_tokens": a.max_tokens, "seed": 0, "stop": []} for s in seqs]
+    base = get_model("smollm2-135m").model_dump()
+    result = {}
+    for label, nb in (("batched_prefill", 512), ("batch_1", 1)):
+        d = {**base, "llama_cpp": {**base["llama_cpp"], "n_batch": nb, "n_ubatch": nb, "n_threads": 2}}
+        eng = LlamaCppEngine(ModelSpec.model_validate(d))
+        w_reuse, p_reuse, t_reuse = run(eng, items, "never")
+        w_reset, p_reset, t_reset = run(eng, items, "every_turn")
+        eng.close()
+        result[label] = {"reuse": {"wall_s": round(w_reuse, 2), "prefilled_tokens": p_reuse},
+                         "reset_every_turn": {"wall_s": round(w_reset, 2), "prefilled_tokens": p_reset},
+                         "wall_speedup": round(w_reset / w_reuse, 2), "prefill_ratio": round(p_reset / max(p_reuse, 1), 2),
+                         "identical_text": t_reuse == t_reset}
+    write("stories", {"command": f"python bench/stories.py --turns {a.turns} --max-tokens {a.max_tokens}",
+                      "sequences": len(items), "turns": a.turns, **result,
+                      "goal": ">= 3x faster with identical greedy text"})
+
+
+if __name__ == "__main__":
+    main()
