@@ -58,7 +58,8 @@ class VllmEngine(Engine):
                   stop=list(r.stop) or None, repetition_penalty=r.repetition_penalty)
         if r.json_schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
-            kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema)
+            # no free whitespace between JSON tokens: small models otherwise fill max_tokens with blanks
+            kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema, disable_any_whitespace=True)
         return self._SamplingParams(**kw)
 
     def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:
