@@ -121,7 +121,9 @@ def run_sweep(
             # Ray restarts a dead actor (which reloads its model) and retries its batch
             ray_remote_args_fn=lambda: {"max_restarts": 3, "max_task_retries": 3},
         )
-        ds.write_parquet(str(table_dir))
+        from longsweep.runtime.progress import Progress
+        with Progress(table_dir, total=sum(int(it.get("n_rows", 1)) for it in todo), already=done):
+            ds.write_parquet(str(table_dir))
     summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
     write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
