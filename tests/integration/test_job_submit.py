@@ -1,0 +1,62 @@
+"""`ray job submit` to a real head started with `ray start --head` on 127.0.0.1: the same review sweep."""
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from longsweep.config import PROJECT_ROOT
+from longsweep.papers.samples import make_samples
+
+pytestmark = pytest.mark.integration
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_review_sweep_through_ray_job_submit(tmp_path):
+    papers = make_samples(tmp_path / "papers", n_papers=1, hidden_in_first=False)
+    cfg = tmp_path / "review.yaml"
+    cfg.write_text("completion_reserve: 128\nrepetition_penalty: 1.3\n")
+    out = tmp_path / "out"
+    port, dash = _free_port(), _free_port()
+    temp = Path(f"/tmp/lsjob-{secrets.token_hex(3)}")  # short: Ray's socket paths live under it
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env.pop("RAY_ADDRESS", None)
+    start = [RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--temp-dir", str(temp),
+             "--dashboard-agent-listen-port", str(_free_port()), "--ray-client-server-port", str(_free_port()),
+             "--disable-usage-stats"]
+    try:
+        subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+        address = f"http://127.0.0.1:{dash}"
+        sub = subprocess.run(
+            [RAY, "job", "submit", "--address", address, "--working-dir", str(PROJECT_ROOT),
+             "--submission-id", "ls-review", "--",
+             sys.executable, "jobs/review_sweep.py", str(papers), "--model", "smollm2-135m", "--window", "2048",
+             "--versions", "v1,v2", "--runs", "1", "--config", str(cfg), "--out", str(out)],
+            env=env, capture_output=True, text=True, timeout=900)
+        assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-3000:]
+        status = subprocess.run([RAY, "job", "status", "--address", address, "ls-review"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
+        assert "SUCCEEDED" in plain or "Job 'ls-review' succeeded" in plain, plain
+        logs = subprocess.run([RAY, "job", "logs", "--address", address, "ls-review"], env=env,
+                              capture_output=True, text=True, timeout=60).stdout
+        assert "connected to the" in logs  # the job used the running cluster, not an embedded Ray
+        rows = pq.read_table(out / "reviews").to_pylist()
+        assert sorted(r["key"] for r in rows) == ["sample-01/v1/run1/smollm2-135m", "sample-01/v2/run1/smollm2-135m"]
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
