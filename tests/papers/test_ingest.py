@@ -100,3 +100,21 @@ def test_layout_checks_ids_versions_and_duplicates(tmp_path):
     assert any("duplicate paper id 'p1'" in e for e in errs.values())
     with pytest.raises(LayoutError):
         discover(tmp_path / "nope")
+
+
+def test_tables_become_markdown_when_asked(tmp_path):
+    import pymupdf
+    doc = pymupdf.open()
+    p = doc.new_page()
+    p.insert_text((72, 60), "Results table follows.", fontsize=11)
+    x, y, w, h = 72, 80, 120, 20
+    cells = [["Model", "Accuracy"], ["Ours", "91.2"], ["Baseline", "85.0"]]
+    for i, row in enumerate(cells):
+        for j, txt in enumerate(row):
+            r = pymupdf.Rect(x + j * w, y + i * h, x + (j + 1) * w, y + (i + 1) * h)
+            p.draw_rect(r, color=(0, 0, 0), width=0.8)
+            p.insert_text((r.x0 + 4, r.y1 - 6), txt, fontsize=10)
+    doc.save(tmp_path / "t.pdf")
+    md = ingest_pdf(tmp_path / "t.pdf", tables=True).markdown
+    assert "|Model|Accuracy|" in md.replace(" ", "") and "|Ours|91.2|" in md.replace(" ", "")
+    assert "|" not in ingest_pdf(tmp_path / "t.pdf").markdown

@@ -35,6 +35,7 @@ class ReviewOptions(BaseModel):
     tokens_per_image: int | None = Field(None, ge=0, description="Image cost for multimodal models (default: model's).")
     max_figures: int = Field(8, ge=0)
     keep_hidden: bool = Field(False, description="Keep text a human reader cannot see in the prompt.")
+    tables: bool = Field(False, description="PDF tables as markdown tables (slow: ~1.4 pages/s).")
     temperature: float = Field(0.0, ge=0)
     repetition_penalty: float = Field(1.0, gt=0, description="1.0 = off; small models loop without ~1.3.")
     runs: int = Field(1, ge=1)
@@ -55,7 +56,7 @@ def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOp
         return Prepared(rec, None)
     t0 = time.perf_counter()
     try:
-        doc = ingest(pf.path, max_figures=opts.max_figures, **({} if pf.path.suffix == ".md" else {"keep_hidden": opts.keep_hidden}))
+        doc = ingest(pf.path, max_figures=opts.max_figures, **({} if pf.path.suffix == ".md" else {"keep_hidden": opts.keep_hidden, "tables": opts.tables}))
     except IngestError as e:
         rec.update(error=str(e), error_kind=e.kind)
         return Prepared(rec, None)
