@@ -4,9 +4,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -37,10 +39,19 @@ def test_review_sweep_through_ray_job_submit(tmp_path):
     start = [RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--temp-dir", str(temp),
              "--dashboard-agent-listen-port", str(_free_port()), "--ray-client-server-port", str(_free_port()),
-             "--disable-usage-stats"]
+             "--disable-usage-stats", "--block"]
+    # `--block` keeps the head's processes in our own process group: stopping it stops this head only
+    # (`ray stop` would stop every Ray on the machine, the test session's own included)
+    head = subprocess.Popen(start, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    address = f"http://127.0.0.1:{dash}"
     try:
-        subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
-        address = f"http://127.0.0.1:{dash}"
+        deadline = time.time() + 120
+        while subprocess.run([RAY, "job", "list", "--address", address], env=env, capture_output=True,
+                             timeout=60).returncode != 0:
+            assert head.poll() is None, "ray start --head exited"
+            assert time.time() < deadline, "the head did not come up in 120 s"
+            time.sleep(2)
         sub = subprocess.run(
             [RAY, "job", "submit", "--address", address, "--working-dir", str(PROJECT_ROOT),
              "--submission-id", "ls-review", "--",
@@ -58,5 +69,10 @@ def test_review_sweep_through_ray_job_submit(tmp_path):
         rows = pq.read_table(out / "reviews").to_pylist()
         assert sorted(r["key"] for r in rows) == ["sample-01/v1/run1/smollm2-135m", "sample-01/v2/run1/smollm2-135m"]
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
         shutil.rmtree(temp, ignore_errors=True)
