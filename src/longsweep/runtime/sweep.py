@@ -123,7 +123,8 @@ def run_sweep(
         )
         from longsweep.runtime.progress import Progress
         with Progress(table_dir, total=sum(int(it.get("n_rows", 1)) for it in todo), already=done):
-            ds.write_parquet(str(table_dir))
+            # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
+            ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
     summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
     write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
