@@ -16,6 +16,7 @@ from typing import Any
 from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.papers.layout import PaperFile, discover
 from longsweep.papers.prepare import ReviewOptions, prepare_paper
+from longsweep.papers.review_task import ITEM_COLUMNS
 from longsweep.runtime.plan import item_cost
 from longsweep.runtime.sweep import SweepSummary, run_sweep
 
@@ -62,8 +63,7 @@ def review_items(prepared: list[dict[str, Any]], spec: ModelSpec, opts: ReviewOp
                  ) -> tuple[list[dict], list[dict]]:
     """Work items (one per run) and the error rows of papers that could not be prepared."""
     items, errors = [], []
-    cols = ("paper_id", "version", "was_truncated", "truncation_stages", "tokens_full", "tokens_fitted",
-            "budget_tokens", "tokens_exact", "chars_removed", "n_figures", "hidden_text", "hidden_text_chars")
+    cols = [c for c in ITEM_COLUMNS if c != "run"]
     for p in prepared:
         rec = p["record"]
         for k in range(1, opts.runs + 1):

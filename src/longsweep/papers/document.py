@@ -19,6 +19,7 @@ class Figure:
     caption: str
     area: float = 0.0
     path: str | None = None  # saved image file, when an images folder was given
+    xref: int = 0  # the PDF image object, known only when an images folder was given
 
 
 @dataclass

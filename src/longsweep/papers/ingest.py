@@ -275,8 +275,7 @@ def _figures(doc, image_pages, captions, images_dir, max_figures, stem) -> list[
             cap = next((c[1] for c in page_caps if c not in used), "")
             if cap:
                 used.add(next(c for c in page_caps if c[1] == cap))
-            figs.append(Figure(page=pno, caption=cap, area=area, path=None))
-            figs[-1].xref = xref  # type: ignore[attr-defined]
+            figs.append(Figure(page=pno, caption=cap, area=area, path=None, xref=xref))
     figs += [Figure(page=c[0], caption=c[1], area=0.0) for c in captions if c not in used]
     figs.sort(key=lambda f: (not f.caption, -f.area))
     figs = figs[:max_figures]
@@ -284,9 +283,8 @@ def _figures(doc, image_pages, captions, images_dir, max_figures, stem) -> list[
         out = Path(images_dir)
         out.mkdir(parents=True, exist_ok=True)
         for i, f in enumerate(figs):
-            xref = getattr(f, "xref", 0)
-            if xref:
-                img = doc.extract_image(xref)
+            if f.xref:
+                img = doc.extract_image(f.xref)
                 if img:
                     p = out / f"{stem}_fig{i + 1}_p{f.page}.{img['ext']}"
                     p.write_bytes(img["image"])
