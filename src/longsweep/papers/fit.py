@@ -166,10 +166,11 @@ def fit_paper(
     # stage 3: head + tail of what remains
     idx = [i for i, k in enumerate(keep) if k]
     res.stages.append("head_tail")
-    t3 = _head_tail(text, segs, counts, idx, tokenizer, overhead, max_prompt_tokens, head_ratio, count_prompt)
-    res.stage_tokens.append(("head_tail", count_prompt(t3)))
-    if not attempt(t3, 0):
+    t3, n3 = _head_tail(text, segs, counts, idx, tokenizer, overhead, max_prompt_tokens, head_ratio, count_prompt)
+    res.stage_tokens.append(("head_tail", n3))  # n3 is the exact count of the final prompt
+    if n3 > max_prompt_tokens:
         raise BudgetError(f"could not fit the paper into {max_prompt_tokens} tokens")
+    res.text, res.messages, res.prompt_tokens, res.chars_removed = t3, build(t3), n3, len(text) - len(t3)
     return res
 
 
@@ -217,7 +218,7 @@ def _drop_from_end(text, segs, counts, keep, drop, kind, tok, overhead, limit, c
     return t, est
 
 
-def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_prompt) -> str:
+def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_prompt) -> tuple[str, int]:
     """Keep a head (``head_ratio`` of the room) and a tail (the rest) of the segments ``idx``."""
     removed_chars = lambda h, t: sum(segs[i].end - segs[i].start for i in idx[h:len(idx) - t])
     notice_tokens = len(tok.encode(MIDDLE_NOTICE.format(chars=10 ** 7)))
@@ -263,4 +264,4 @@ def _head_tail(text, segs, counts, idx, tok, overhead, limit, head_ratio, count_
         extra = ""
         cand = build(h, t)
         n = count_prompt(cand)
-    return cand
+    return cand, n
