@@ -5,9 +5,11 @@
     longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
     longsweep review PAPERS_DIR --model NAME review sweep on Ray
     longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
+    longsweep report RESULTS_DIR [--plots DIR] [--json]
 
 Exit codes: 0 all items ok; 1 some items are error rows; 2 bad input or config
-(nothing ran); 3 a fatal error stopped the sweep.
+(nothing ran); 3 a fatal error stopped the sweep (engine cannot load); 4 the
+error budget (--max-errors / --max-error-rate) stopped the sweep early.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 
 from longsweep.config import ConfigError
 
-EXIT_OK, EXIT_ITEM_ERRORS, EXIT_BAD_INPUT, EXIT_FATAL = 0, 1, 2, 3
+EXIT_OK, EXIT_ITEM_ERRORS, EXIT_BAD_INPUT, EXIT_FATAL, EXIT_STOPPED = 0, 1, 2, 3, 4
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -34,6 +36,9 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, then a running local head, then embedded)")
     p.add_argument("--actors", default=None, help="actor pool size: N or MIN,MAX")
     p.add_argument("--batch-items", type=int, default=None, help="items per planned batch")
+    p.add_argument("--max-errors", type=int, default=None, help="stop when more than N items of this run fail")
+    p.add_argument("--max-error-rate", type=float, default=None,
+                   help="stop when the share of failed items exceeds F (judged after 20 rows)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
     p.add_argument("--config", default=None, help="story options YAML (default config/stories.yaml)")
     _sweep_flags(p)
+    _common(p)
+
+    p = sub.add_parser("report", help="counts, truncation, scores, speed of a results folder; plots")
+    p.add_argument("results_dir", help="a sweep folder (results/<sweep_id>) or a folder of them")
+    p.add_argument("--plots", default=None, help="write PNG plots into this folder")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(p)
 
     p = sub.add_parser("export", help="write the review seed's JSON layout from a results folder")

@@ -12,12 +12,7 @@ from typing import Any
 from longsweep.config import PROJECT_ROOT, ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
 
 
-class InputError(ValueError):
-    """A bad input file: nothing ran."""
-
-
-class FatalError(RuntimeError):
-    """The sweep stopped (engine cannot load, actors dead beyond restarts)."""
+from longsweep.errors import FatalError, InputError  # noqa: F401 - the CLI catches them here
 
 
 def new_sweep_id(prefix: str) -> str:
@@ -44,6 +39,19 @@ def with_window(spec: ModelSpec, window: int | None) -> ModelSpec:
     data["vllm"]["max_model_len"] = window
     from longsweep.config import validate
     return validate(ModelSpec, data, f"--window {window} for model {spec.name}")
+
+
+def error_budget(args: argparse.Namespace):
+    from longsweep.runtime.error_budget import ErrorBudget
+    try:
+        return ErrorBudget(max_errors=args.max_errors, max_error_rate=args.max_error_rate)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def exit_code(summary) -> int:
+    """0 all ok, 1 some error rows, 4 stopped by the error budget (see cli.py)."""
+    return 4 if summary.stopped else (1 if summary.errors else 0)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -115,19 +123,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from longsweep.cli import parse_actors
 
     items = load_prompts(Path(args.prompts), max_tokens=args.max_tokens)
+    budget = error_budget(args)
+    specs = {name: get_model(name, args.models_file) for name in args.model}
+    for spec in specs.values():
+        spec.resolve_weights()
     out, sid = sweep_dir_for(args, "generate")
     print(connect(args.address), file=sys.stderr)
     code = 0
-    for name in args.model:
-        spec = get_model(name, args.models_file)
+    for name, spec in specs.items():
         todo, errors = budget_items(items, spec, name)
         for r in errors:
             r["sweep_id"] = sid
         summary = run_sweep(todo, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id=sid,
                             concurrency=parse_actors(args.actors), batch_items=args.batch_items or 8,
-                            error_rows=errors, config={"prompts": str(args.prompts), "model": name})
+                            error_rows=errors, config={"prompts": str(args.prompts), "model": name},
+                            budget=budget)
         print("\n".join(summary.lines()))
-        code = max(code, 1 if summary.errors else 0)
+        code = max(code, exit_code(summary))
+        if summary.stopped:
+            break
     return code
 
 
@@ -183,6 +197,9 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     opts = load_review_options(args.config, runs=args.runs, max_figures=args.max_figures)
     specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
+    budget = error_budget(args)
+    for spec in specs:
+        spec.resolve_weights()  # a missing weights file is refused before Ray starts
     out, sid = sweep_dir_for(args, "review")
     print(connect(args.address), file=sys.stderr)
     code = 0
@@ -190,12 +207,15 @@ def cmd_review(args: argparse.Namespace) -> int:
         try:
             s = run_review(args.papers_dir, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
                            versions=_versions(args.versions), limit=args.limit,
-                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or 4)
+                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or 4,
+                           budget=budget)
         except LayoutError as e:
             raise InputError(str(e)) from None
         print(f"[{spec.name}]")
         print("\n".join(s.lines()))
-        code = max(code, 1 if s.errors else 0)
+        code = max(code, exit_code(s))
+        if s.stopped:
+            break
     return code
 
 
@@ -203,6 +223,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     from longsweep.export import export_reviews
     n = export_reviews(Path(args.results_dir), Path(args.to))
     print(f"wrote {n} review files under {args.to}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from longsweep.report import build_report, format_text, public
+    try:
+        rep = build_report(args.results_dir)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from None
+    print(json.dumps(public(rep), indent=2, default=str) if args.json else format_text(rep))
+    if args.plots:
+        from longsweep.report_plots import write_plots
+        for p in write_plots(rep, args.plots):
+            print(f"plot: {p}", file=sys.stderr)
     return 0
 
 
@@ -214,13 +248,18 @@ def cmd_stories(args: argparse.Namespace) -> int:
     opts = load_options(StoryOptions, args.config, "stories.yaml", runs=args.runs, max_tokens=args.max_tokens,
                         reset=args.reset)
     specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
+    budget = error_budget(args)
+    for spec in specs:
+        spec.resolve_weights()
     out, sid = sweep_dir_for(args, "stories")
     print(connect(args.address), file=sys.stderr)
     code = 0
     for spec in specs:  # several models run one after another into one table
         s = run_stories(args.sequences, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
-                        concurrency=parse_actors(args.actors), batch_items=args.batch_items or 1)
+                        concurrency=parse_actors(args.actors), batch_items=args.batch_items or 1, budget=budget)
         print(f"[{spec.name}]")
         print("\n".join(s.lines()))
-        code = max(code, 1 if s.errors else 0)
+        code = max(code, exit_code(s))
+        if s.stopped:
+            break
     return code

@@ -135,7 +135,7 @@ class WorkerPolicy(_Strict):
     max_retries: int = Field(2, ge=0, description="Retries after the first attempt.")
     reset_after_chars: int | None = Field(5000, gt=0, description="Reset model state after an answer this long; None = never.")
     reset_on_failure: bool = True
-    fault_injection: dict[str, str] | None = Field(None, description="Tests only: {item key: 'exit'|'raise'}.")
+    fault_injection: dict[str, str] | None = Field(None, description="Tests only: {item key: 'exit_once:<marker file>' | 'raise'} or {'load': 'raise'}.")
 
 
 def _fmt_validation(err: ValidationError, where: str) -> str:

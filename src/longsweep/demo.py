@@ -2,7 +2,8 @@
 
 Writes sample papers (two versions each, figures, references with abstracts,
 appendices, one with hidden text), reviews them with SmolLM2 on a local Ray with
-two actors, and prints where the Parquet is and a short summary.
+two actors, prints where the Parquet is and a short summary, then the report
+(``longsweep report``) of that run with its plots.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ def main() -> int:
     args = ["review", str(papers), "--model", "smollm2-135m", "--window", "2048", "--versions", "v1,v2",
             "--runs", "1", "--actors", "2", "--out", str(out)]
     print("longsweep " + " ".join(args))
-    return cli_main(args)
+    code = cli_main(args)
+    if code in (0, 1):  # some error rows still make a report
+        report = ["report", str(out), "--plots", str(out / "plots")]
+        print("\nlongsweep " + " ".join(report))
+        cli_main(report)
+    return code
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from longsweep.papers.layout import PaperFile, discover
 from longsweep.papers.prepare import ReviewOptions, prepare_paper
 from longsweep.papers.review_task import ITEM_COLUMNS
 from longsweep.runtime.plan import item_cost
+from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.runtime.sweep import SweepSummary, run_sweep
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def review_items(prepared: list[dict[str, Any]], spec: ModelSpec, opts: ReviewOp
 def run_review(
     papers_dir: str | Path, *, spec: ModelSpec, sweep_dir: Path, sweep_id: str, opts: ReviewOptions,
     versions: list[str] | None = None, limit: int | None = None, concurrency: tuple[int, int] = (1, 1),
-    batch_items: int = 4, policy: WorkerPolicy | None = None,
+    batch_items: int = 4, policy: WorkerPolicy | None = None, budget: ErrorBudget | None = None,
 ) -> SweepSummary:
     papers = discover(papers_dir, versions)
     if limit is not None:
@@ -98,6 +99,7 @@ def run_review(
         options={"family": spec.prompt_family, "constrain_json": opts.constrain_json, "temperature": opts.temperature,
                  "repetition_penalty": opts.repetition_penalty},
         config={"papers_dir": str(papers_dir), "versions": versions, "limit": limit, "review": opts.model_dump()},
+        budget=budget,
     )
     summary.extra["papers x versions"] = len(prepared)
     summary.extra["truncated"] = f"{truncated} of {len(prepared)}"

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.runtime.plan import item_cost
+from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.runtime.sweep import SweepSummary, run_sweep
 from longsweep.stories.sequences import load_sequences
 
@@ -55,7 +56,8 @@ def story_items(path: str | Path, spec: ModelSpec, opts: StoryOptions, sweep_id:
 
 
 def run_stories(path: str | Path, *, spec: ModelSpec, sweep_dir: Path, sweep_id: str, opts: StoryOptions,
-                concurrency: tuple[int, int] = (1, 1), batch_items: int = 1) -> SweepSummary:
+                concurrency: tuple[int, int] = (1, 1), batch_items: int = 1,
+                budget: ErrorBudget | None = None) -> SweepSummary:
     items, errors = story_items(path, spec, opts, sweep_id)
     policy = WorkerPolicy(min_chars=opts.min_chars, max_retries=opts.max_retries,
                           reset_after_chars=opts.reset_after_chars if opts.reset == "after_chars" else None)
@@ -64,5 +66,5 @@ def run_stories(path: str | Path, *, spec: ModelSpec, sweep_dir: Path, sweep_id:
     s = run_sweep(items, spec=spec, task="story", table="stories", sweep_dir=sweep_dir, sweep_id=sweep_id,
                   policy=policy, concurrency=concurrency, batch_items=batch_items, options=options,
                   error_rows=errors, config={"sequences": str(path), "stories": opts.model_dump()},
-                  multi_row=True)
+                  multi_row=True, budget=budget)
     return s

@@ -2,10 +2,13 @@
 
 A driver thread watches the table folder: workers' Parquet files land there as their
 batches finish, so the count is what is really written, not what was dispatched.
+The same thread enforces the error budget: when it is spent, it records why and
+interrupts the driver's main thread, which stops the Ray Data execution.
 """
 
 from __future__ import annotations
 
+import _thread
 import sys
 import threading
 import time
@@ -13,10 +16,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from longsweep.runtime.error_budget import ErrorBudget
+
 
 class Progress:
-    def __init__(self, table_dir: Path, *, total: int, already: set[str], every_s: float = 5.0, stream=None):
-        self.dir, self.total, self.every = Path(table_dir), total, every_s
+    def __init__(self, table_dir: Path, *, total: int, already: set[str], every_s: float = 5.0, stream=None,
+                 budget: ErrorBudget | None = None, poll_s: float = 1.0):
+        self.dir, self.total, self.every, self.poll_s = Path(table_dir), total, every_s, poll_s
+        self.budget = budget or ErrorBudget()
+        self.stop_reason: str | None = None
         self.seen: set[str] = set()
         self.done = self.errors = self.tokens = 0
         self.already = len(already)
@@ -60,8 +68,20 @@ class Progress:
         return (f"[longsweep] rows {self.done}/{self.total} (+{self.already} done before)  errors {self.errors}  "
                 f"{self.tokens / el if el > 0 else 0:.1f} tok/s  elapsed {el:.0f}s  ETA {eta}")
 
+    def check_budget(self) -> str | None:
+        if self.stop_reason is None and self.budget.active:
+            self.stop_reason = self.budget.exceeded(rows=self.done, errors=self.errors, total=self.total)
+        return self.stop_reason
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        last = time.perf_counter()
+        while not self._stop.wait(self.poll_s):
             self.poll()
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
+            if self.check_budget():
+                self.stream.write(f"[longsweep] stopping: {self.stop_reason}\n")
+                _thread.interrupt_main()  # the driver's blocking write ends with KeyboardInterrupt
+                return
+            if time.perf_counter() - last >= self.every:
+                last = time.perf_counter()
+                self.stream.write(self.line() + "\n")
+                self.stream.flush()

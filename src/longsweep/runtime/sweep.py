@@ -19,6 +19,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from longsweep.config import ModelSpec, WorkerPolicy
+from longsweep.errors import FatalError
+from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
 from longsweep.runtime.plan import plan_batches
 
@@ -38,6 +40,7 @@ class SweepSummary:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     completion_tokens: int = 0
+    stopped: str | None = None  # why the sweep stopped early (error budget), None when it ran to the end
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -50,6 +53,7 @@ class SweepSummary:
             f"results: {self.table_dir}",
             f"items: {self.total} ({self.skipped} already done, {self.ran} run now); rows: {self.rows}",
             f"ok: {self.ok}  errors: {self.errors} ({kinds})",
+        ] + ([f"STOPPED EARLY: {self.stopped}; rerun with --resume to go on"] if self.stopped else []) + [
             f"wall: {self.wall_s:.1f}s  completion tokens this run: {self.completion_tokens}"
             f"  ({self.tokens_per_s:.1f} tok/s)",
         ] + [f"{k}: {v}" for k, v in self.extra.items()]
@@ -78,6 +82,7 @@ def run_sweep(
     error_rows: list[dict[str, Any]] | None = None,
     config: dict[str, Any] | None = None,
     multi_row: bool = False,
+    budget: ErrorBudget | None = None,
 ) -> SweepSummary:
     """Run every item whose key is not yet in ``sweep_dir/table``; return the counts."""
     import ray
@@ -101,7 +106,11 @@ def run_sweep(
                    config=config or {}, policy=policy.model_dump(mode="json"), started_at=started,
                    planned_items=len(items) + len(error_rows or []), skipped=skipped)
     write_rows_direct(table_dir, fresh_errors, table)
-    if todo:
+    budget = budget or ErrorBudget()
+    n_rows = sum(int(it.get("n_rows", 1)) for it in todo) + len(fresh_errors)
+    stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows) \
+        if budget.active and fresh_errors else None
+    if todo and not stopped:
         batches = plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
                     len(batches), skipped)
@@ -122,15 +131,43 @@ def run_sweep(
             ray_remote_args_fn=lambda: {"max_restarts": 3, "max_task_retries": 3},
         )
         from longsweep.runtime.progress import Progress
-        with Progress(table_dir, total=sum(int(it.get("n_rows", 1)) for it in todo), already=done):
-            # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
-            ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
+        progress = Progress(table_dir, total=n_rows, already=done, budget=budget)
+        # driver-side error rows count against the budget too
+        progress.done = progress.errors = len(fresh_errors)
+        try:
+            with progress:
+                # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
+                ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
+        except KeyboardInterrupt:
+            if progress.stop_reason is None:
+                raise
+        except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
+            msg = fatal_message(spec, e)
+            write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
+                           fatal=msg)
+            raise FatalError(msg) from e
+        stopped = progress.stop_reason
     summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
+    summary.stopped = stopped
     write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
-                   counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
-                           "errors_by_kind": summary.errors_by_kind})
+                   stopped=stopped, counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
+                                            "errors_by_kind": summary.errors_by_kind})
     return summary
+
+
+def fatal_message(spec: ModelSpec, e: BaseException) -> str:
+    """One clear sentence from a failed execution: the root cause, not Ray's traceback."""
+    import re
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # the root cause is the last "SomeError: message" line of the remote traceback
+    causes = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+    load = [ln for ln in causes if "EngineLoadError: " in ln]
+    cause = (load or causes or lines or [type(e).__name__])[-1]
+    what = "the model workers could not start" if "init" in text or "EngineLoadError" in text else "the sweep failed"
+    return (f"{what} ({spec.name}, {spec.backend}): {cause[:500]}. Rows written so far are kept; "
+            f"fix the cause and rerun with --resume.")
 
 
 def _worker_cls():

@@ -48,32 +48,37 @@ class WorkerContext:
         self.keeper = StateKeeper(engine, policy)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
-    def maybe_inject_fault(self, key: str) -> None:
-        """Tests only: ``policy.fault_injection = {key: "exit_once:<marker file>" | "raise"}``."""
+    def maybe_inject_fault(self, key: str) -> Engine:
+        """Tests only: ``policy.fault_injection = {key: "exit_once:<marker file>" | "raise"}``.
+
+        ``exit_once`` kills this worker process the first time it meets ``key``;
+        ``raise`` makes every engine call for ``key`` fail, as a broken engine would.
+        Returns the engine to use for ``key``."""
         spec = (self.policy.fault_injection or {}).get(key)
-        if not spec:
-            return
-        if spec.startswith("exit_once:"):
+        if spec and spec.startswith("exit_once:"):
             marker = spec.split(":", 1)[1]
             if not os.path.exists(marker):
                 open(marker, "w").close()
                 logger.error("fault injection: worker exits on key=%s", key)
                 os._exit(17)
-        elif spec == "raise":
-            raise RuntimeError(f"injected fault on {key}")
+        if spec == "raise":
+            return _FailingEngine(self.engine, key)
+        return self.engine
 
     def generate_many(self, keyed: list[tuple[str, GenerationRequest, Acceptor | None]]) -> list[Outcome]:
         """One batched attempt for all (vLLM batches them), then per-item retries."""
-        for key, _, _ in keyed:
-            self.maybe_inject_fault(key)
+        engines = [self.maybe_inject_fault(key) for key, _, _ in keyed]
         firsts: list[GenerationResult | Exception | None]
-        try:
-            firsts = list(self.engine.generate([r for _, r, _ in keyed]))
-        except Exception as e:  # noqa: BLE001 - isolate the failing item(s) one by one
-            logger.info("batch of %d failed (%s); running items one by one", len(keyed), e)
-            firsts = [None] * len(keyed)
-        return [run_one(self.engine, req, self.policy, self.keeper, key=key, accept=acc, first=first)
-                for (key, req, acc), first in zip(keyed, firsts)]
+        if any(e is not self.engine for e in engines):
+            firsts = [None] * len(keyed)  # an injected fault: items run one by one
+        else:
+            try:
+                firsts = list(self.engine.generate([r for _, r, _ in keyed]))
+            except Exception as e:  # noqa: BLE001 - isolate the failing item(s) one by one
+                logger.info("batch of %d failed (%s); running items one by one", len(keyed), e)
+                firsts = [None] * len(keyed)
+        return [run_one(eng, req, self.policy, self.keeper, key=key, accept=acc, first=first)
+                for (key, req, acc), first, eng in zip(keyed, firsts, engines)]
 
     def common_row(self, key: str, out: Outcome, seed: int | None) -> dict[str, Any]:
         r = out.result
@@ -91,12 +96,28 @@ class WorkerContext:
         }
 
 
+class _FailingEngine:
+    """Fault injection: an engine whose every generate call for one item raises."""
+
+    def __init__(self, engine: Engine, key: str):
+        self._engine, self._key = engine, key
+
+    def generate(self, requests):
+        raise RuntimeError(f"injected engine fault on {self._key}")
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+
 class ModelWorker:
     """Callable class for ``map_batches``: owns one engine; explicit ``close()``."""
 
     def __init__(self, *, model: dict, policy: dict, task: str, sweep_id: str, options: dict | None = None):
         t0 = time.perf_counter()
         spec = ModelSpec.model_validate(model)
+        if (policy.get("fault_injection") or {}).get("load") == "raise":  # tests: an engine that cannot load
+            from longsweep.engines.base import EngineLoadError
+            raise EngineLoadError(f"injected: model {spec.name} cannot load")
         self.engine = load_engine(spec)  # EngineLoadError is fatal: Ray reports it, the sweep stops
         self.ctx = WorkerContext(self.engine, spec, WorkerPolicy.model_validate(policy), sweep_id)
         self.task = _load_task(task)(self.ctx, **(options or {}))
