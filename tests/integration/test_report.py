@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from longsweep.cli import main
-from longsweep.config import PROJECT_ROOT
 from longsweep.papers.samples import make_samples
 from longsweep.report import SCORES
 
@@ -24,7 +23,13 @@ def sweep(ray_local, tmp_path_factory):
     code = main(["review", str(papers), "--model", "smollm2-135m", "--window", "2048", "--config", str(opts),
                  "--actors", "2", "--out", str(out)])
     assert code in (0, 1)
-    code = main(["stories", str(PROJECT_ROOT / "config" / "sequences" / "default.yaml"), "--model", "smollm2-135m",
+    # prompts of ~170 tokens each: by turn 3 the history cannot all fit a 600-token window
+    brief = " ".join(f"Detail {i}: the harbour town has a red lighthouse and a bakery." for i in range(14))
+    seqs = root / "seqs.yaml"
+    seqs.write_text("sequences:\n" + "".join(
+        f"  - id: s{k}\n    prompts:\n" + "".join(f"      - {{name: t{t}, text: 'Turn {t}. {brief} Continue the story.'}}\n"
+                                                for t in range(1, 4)) for k in range(2)))
+    code = main(["stories", str(seqs), "--model", "smollm2-135m",
                  "--max-tokens", "96", "--window", "600", "--actors", "2", "--out", str(out)])
     assert code in (0, 1)
     return out
