@@ -72,6 +72,9 @@ class Resources(_Strict):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
     memory_gb: float | None = Field(None, gt=0)
+    custom: dict[str, float] = Field(default_factory=dict,
+                                     description="Custom Ray resources per instance, e.g. {a100_80g: 1}; a cluster's "
+                                                 "node types carry them (cluster.yaml).")
 
 
 class ModelSpec(_Strict):

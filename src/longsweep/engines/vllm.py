@@ -37,6 +37,9 @@ class VllmEngine(Engine):
             gpu_memory_utilization=v.gpu_memory_utilization, tensor_parallel_size=v.tensor_parallel_size,
             enable_prefix_caching=v.enable_prefix_caching, enforce_eager=v.enforce_eager,
         )
+        if v.tensor_parallel_size > 1:
+            # one Ray worker per GPU, inside the placement group the sweep made for this actor
+            kwargs["distributed_executor_backend"] = "ray"
         if v.kv_cache_memory_bytes:
             kwargs["kv_cache_memory_bytes"] = v.kv_cache_memory_bytes
         if v.max_num_seqs:

@@ -22,6 +22,7 @@ from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.errors import FatalError
 from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
+from longsweep.runtime.placement import actor_resources, remote_args_fn
 from longsweep.runtime.plan import plan_batches
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ def run_sweep(
         batches = plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
                     len(batches), skipped)
+        # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75, which
+        # one batch in flight per actor never reaches): grow as soon as every actor is busy.
+        ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
         ds = ray.data.from_items(
             [{"items": json.dumps(b)} for b in batches], override_num_blocks=len(batches))
         ds = ds.map_batches(
@@ -124,11 +128,9 @@ def run_sweep(
                                                max_tasks_in_flight_per_actor=1),
             fn_constructor_kwargs=dict(model=spec.model_dump(mode="json"), policy=policy.model_dump(mode="json"),
                                        task=task, sweep_id=sweep_id, options=options or {}),
-            num_cpus=spec.resources.num_cpus,
-            num_gpus=spec.resources.num_gpus or None,
-            memory=spec.resources.memory_gb * 2**30 if spec.resources.memory_gb else None,
-            # Ray restarts a dead actor (which reloads its model) and retries its batch
-            ray_remote_args_fn=lambda: {"max_restarts": 3, "max_task_retries": 3},
+            # per-actor resources from the model registry; a model across N GPUs gets a placement group of N
+            **{k: v for k, v in actor_resources(spec).items() if v is not None},
+            ray_remote_args_fn=remote_args_fn(spec),
         )
         from longsweep.runtime.progress import Progress
         progress = Progress(table_dir, total=n_rows, already=done, budget=budget)
