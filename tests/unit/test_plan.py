@@ -25,3 +25,14 @@ def test_default_cap_gives_several_batches_per_actor():
 def test_empty_and_cost():
     assert plan_batches([]) == []
     assert item_cost(100, 50, decode_weight=2) == 200
+
+
+def test_packed_batch_carries_each_prompt_once_and_unpacks_to_the_same_items():
+    from longsweep.runtime.plan import pack_batch, unpack_batch
+    shared = [{"role": "user", "content": "x" * 10_000}]
+    other = [{"role": "user", "content": "y" * 10_000}]
+    batch = [{"key": f"p/v1/run{k}", "cost": 1.0, "messages": shared} for k in (1, 2, 3)] + \
+            [{"key": "q/v1/run1", "cost": 1.0, "messages": other}, {"key": "nomsg", "cost": 1.0, "prompts": []}]
+    blob = pack_batch(batch)
+    assert len(blob) < 25_000  # two distinct prompts of 10k characters, not four
+    assert unpack_batch(blob) == batch

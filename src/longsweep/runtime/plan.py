@@ -44,3 +44,40 @@ def plan_batches(
         cur_cost += c
     batches.append(cur)
     return batches
+
+
+def pack_batch(batch: list[dict[str, Any]]) -> str:
+    """One batch as JSON, each distinct prompt (``messages``) stored once.
+
+    Runs of one paper version share the same messages object and, having the same
+    cost, land next to each other in a batch: the prompt text travels once, not once per run.
+    """
+    import json
+    prompts: dict[int, int] = {}
+    texts: list[Any] = []
+    items = []
+    for it in batch:
+        msgs = it.get("messages")
+        if msgs is None:
+            items.append(it)
+            continue
+        idx = prompts.setdefault(id(msgs), len(texts))
+        if idx == len(texts):
+            texts.append(msgs)
+        items.append({**{k: v for k, v in it.items() if k != "messages"}, "_prompt": idx})
+    return json.dumps({"prompts": texts, "items": items})
+
+
+def unpack_batch(blob: str) -> list[dict[str, Any]]:
+    import json
+    data = json.loads(blob)
+    if isinstance(data, list):  # a batch packed without prompt sharing
+        return data
+    texts = data["prompts"]
+    out = []
+    for it in data["items"]:
+        if "_prompt" in it:
+            idx = it.pop("_prompt")
+            it["messages"] = texts[idx]
+        out.append(it)
+    return out

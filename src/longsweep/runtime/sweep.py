@@ -7,14 +7,13 @@ model runs (a corrupt PDF) are written directly, so they too appear exactly once
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow.parquet as pq
 
@@ -23,7 +22,7 @@ from longsweep.errors import FatalError
 from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
 from longsweep.runtime.placement import actor_resources, remote_args_fn
-from longsweep.runtime.plan import plan_batches
+from longsweep.runtime.plan import pack_batch, plan_batches
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +83,7 @@ def run_sweep(
     config: dict[str, Any] | None = None,
     multi_row: bool = False,
     budget: ErrorBudget | None = None,
+    planner: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None,
 ) -> SweepSummary:
     """Run every item whose key is not yet in ``sweep_dir/table``; return the counts."""
     import ray
@@ -112,14 +112,14 @@ def run_sweep(
     stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows) \
         if budget.active and fresh_errors else None
     if todo and not stopped:
-        batches = plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
+        batches = planner(todo) if planner else plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
                     len(batches), skipped)
         # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75, which
         # one batch in flight per actor never reaches): grow as soon as every actor is busy.
         ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
         ds = ray.data.from_items(
-            [{"items": json.dumps(b)} for b in batches], override_num_blocks=len(batches))
+            [{"items": pack_batch(b)} for b in batches], override_num_blocks=len(batches))
         ds = ds.map_batches(
             _worker_cls(),
             batch_size=1,

@@ -8,7 +8,6 @@ planned batch (a JSON list of work items); the output is one result row per item
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
 from longsweep.engines.registry import load_engine
 from longsweep.results import now_iso, to_table
+from longsweep.runtime.plan import unpack_batch
 from longsweep.runtime.retry import Acceptor, Outcome, StateKeeper, run_one
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ModelWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         items: list[dict] = []
         for blob in batch["items"]:
-            items.extend(json.loads(blob))
+            items.extend(unpack_batch(blob))
         t0 = time.perf_counter()
         rows = self.task.run(items)
         logger.info("worker %s: %d items -> %d rows in %.2fs", self.ctx.worker_id, len(items), len(rows),

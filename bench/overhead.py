@@ -1,0 +1,105 @@
+"""Overhead: the whole review sweep (ingest excluded) vs a bare loop over the same engine.
+
+Both sides get the same fitted review prompts (sample papers, v1 and v2), the same
+sampling (greedy, JSON-schema constrained), the same threads (one actor with all
+CPUs vs one in-process engine with the same n_threads) and no retries. The bare loop
+loads the engine and calls ``engine.generate`` on the prompts; the sweep runs
+``run_sweep`` on a fresh local Ray (plan, actor start, model load, retries off,
+parse, Parquet). Ratio = sweep throughput / bare throughput in completion tokens/s,
+end to end (load included on both sides).
+
+    python bench/overhead.py                              # llama.cpp (main venv)
+    .venv-vllm/bin/python bench/overhead.py --model smollm2-135m-vllm
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import write  # noqa: F401 - sets sys.path
+
+from longsweep.commands import with_window
+from longsweep.config import ModelSpec, WorkerPolicy, get_model
+from longsweep.engines.base import GenerationRequest
+from longsweep.engines.registry import load_engine
+from longsweep.papers.prepare import ReviewOptions
+from longsweep.papers.prompts import REVIEW_JSON_SCHEMA
+from longsweep.papers.samples import make_samples
+from longsweep.papers.layout import discover
+from longsweep.review import prepare_all, review_items
+
+
+def _spec(name: str, window: int, threads: int) -> ModelSpec:
+    d = with_window(get_model(name), window).model_dump()
+    d["resources"]["num_cpus"] = threads
+    if d["backend"] == "llama_cpp":
+        d["llama_cpp"]["n_threads"] = threads
+    return ModelSpec.model_validate(d)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--papers", type=int, default=4)
+    ap.add_argument("--window", type=int, default=2048)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    a = ap.parse_args()
+    spec = _spec(a.model, a.window, a.threads)
+    opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=a.max_tokens, repetition_penalty=1.3)
+    with tempfile.TemporaryDirectory() as tmp:
+        papers = make_samples(Path(tmp) / "papers", n_papers=a.papers)
+        prepared = prepare_all(discover(papers), spec, opts, use_ray=False)
+        items, errors = review_items(prepared, spec, opts, "bench")
+        assert not errors, errors
+        reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]), temperature=0.0,
+                                  seed=int(it["seed"]), json_schema=REVIEW_JSON_SCHEMA, repetition_penalty=1.3)
+                for it in items]
+
+        t0 = time.perf_counter()
+        engine = load_engine(spec)
+        t_load = time.perf_counter() - t0
+        results = engine.generate(reqs)
+        bare_wall = time.perf_counter() - t0
+        bare_tokens = sum(r.completion_tokens for r in results)
+        bare_texts = [r.text for r in results]
+        engine.close()
+        del engine
+
+        import ray
+        ray.init(num_cpus=a.threads, include_dashboard=False, logging_level="ERROR")
+        from longsweep.runtime.sweep import run_sweep
+        out = Path(tmp) / "sweep"
+        t0 = time.perf_counter()
+        s = run_sweep(items, spec=spec, task="review", table="reviews", sweep_dir=out, sweep_id="bench",
+                      policy=WorkerPolicy(max_retries=0, reset_after_chars=None, min_chars=0),
+                      concurrency=(1, 1), batch_items=4,
+                      options={"family": spec.prompt_family, "constrain_json": True, "temperature": 0.0,
+                               "repetition_penalty": 1.3})
+        sweep_wall = time.perf_counter() - t0
+        ray.shutdown()
+        import pyarrow.parquet as pq
+        rows = {r["key"]: r for r in pq.read_table(out / "reviews").to_pylist()}
+        sweep_tokens = sum(r["completion_tokens"] or 0 for r in rows.values())
+        same = sum(rows[it["key"]]["raw_content"] == t for it, t in zip(items, bare_texts))
+    bare_tps, sweep_tps = bare_tokens / bare_wall, sweep_tokens / sweep_wall
+    write(f"overhead_{spec.backend}", {
+        "command": f"python bench/overhead.py --model {a.model} --papers {a.papers} --window {a.window} "
+                   f"--max-tokens {a.max_tokens} --threads {a.threads}",
+        "model": a.model, "backend": spec.backend, "items": len(items), "threads": a.threads,
+        "bare": {"wall_s": round(bare_wall, 2), "load_s": round(t_load, 2), "completion_tokens": bare_tokens,
+                 "tokens_per_s": round(bare_tps, 2)},
+        "sweep": {"wall_s": round(sweep_wall, 2), "completion_tokens": sweep_tokens, "rows": s.rows, "ok": s.ok,
+                  "tokens_per_s": round(sweep_tps, 2)},
+        "identical_texts": f"{same} of {len(items)}",
+        "throughput_ratio_sweep_over_bare": round(sweep_tps / bare_tps, 3),
+        "goal": ">= 0.95",
+    })
+
+
+if __name__ == "__main__":
+    main()
