@@ -76,7 +76,7 @@ def main() -> None:
         out = Path(tmp) / "sweep"
         t0 = time.perf_counter()
         s = run_sweep(items, spec=spec, task="review", table="reviews", sweep_dir=out, sweep_id="bench",
-                      policy=WorkerPolicy(max_retries=0, reset_after_chars=None, min_chars=0),
+                      policy=WorkerPolicy(max_retries=0, reset_after_chars=None, reset_on_failure=False, min_chars=0),
                       concurrency=(1, 1), batch_items=4,
                       options={"family": spec.prompt_family, "constrain_json": True, "temperature": 0.0,
                                "repetition_penalty": 1.3})

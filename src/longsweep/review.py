@@ -76,7 +76,8 @@ def review_items(prepared: list[dict[str, Any]], spec: ModelSpec, opts: ReviewOp
                                "status": "error", "error": rec["error"], "error_kind": rec["error_kind"],
                                "attempts": 0, "resets": 0, "seed": opts.seed + k})
                 continue
-            items.append({**base, "messages": p["messages"], "max_tokens": rec["max_tokens"], "seed": opts.seed + k,
+            items.append({**base, "group": rec["paper_id"], "messages": p["messages"], "max_tokens": rec["max_tokens"],
+                          "seed": opts.seed + k,
                           "cost": item_cost(rec["tokens_fitted"], rec["max_tokens"])})
     return items, errors
 

@@ -42,7 +42,8 @@ def story_items(path: str | Path, spec: ModelSpec, opts: StoryOptions, sweep_id:
         chars = sum(len(p.text) for p in seq.prompts) + len(seq.system or "")
         for k in range(1, opts.runs + 1):
             items.append({
-                "key": f"{seq.id}/run{k}/{spec.name}", "sequence_id": seq.id, "run": k, "system": seq.system,
+                "key": f"{seq.id}/run{k}/{spec.name}", "group": seq.id, "sequence_id": seq.id, "run": k,
+                "system": seq.system,
                 "prompts": [{"name": p.name, "text": p.text} for p in seq.prompts], "max_tokens": max_tokens,
                 "seed": opts.seed + 1000 * k, "stop": list(seq.stop) or opts.stop,
                 "cost": item_cost(chars // 3, len(seq.prompts) * max_tokens), "n_rows": len(seq.prompts),

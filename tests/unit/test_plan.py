@@ -36,3 +36,13 @@ def test_packed_batch_carries_each_prompt_once_and_unpacks_to_the_same_items():
     blob = pack_batch(batch)
     assert len(blob) < 25_000  # two distinct prompts of 10k characters, not four
     assert unpack_batch(blob) == batch
+
+
+def test_versions_and_runs_of_one_paper_stay_together_longest_group_first():
+    from longsweep.runtime.plan import order_items
+    items = [{"key": f"{p}/{v}/run{k}", "group": p, "cost": c + (0.5 if v == "v2" else 0)}
+             for p, c in (("short", 10), ("long", 100)) for v in ("v1", "v2") for k in (1, 2)]
+    items.append({"key": "solo", "cost": 50})
+    keys = [it["key"] for it in order_items(items)]
+    assert keys == ["long/v1/run1", "long/v1/run2", "long/v2/run1", "long/v2/run2", "solo",
+                    "short/v1/run1", "short/v1/run2", "short/v2/run1", "short/v2/run2"]

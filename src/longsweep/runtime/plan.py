@@ -17,16 +17,31 @@ def item_cost(prompt_tokens: int, max_tokens: int, decode_weight: float = DECODE
     return float(prompt_tokens) + decode_weight * float(max_tokens)
 
 
+def order_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Longest first; items of one ``group`` (the versions and runs of one paper) stay together.
+
+    Groups are ordered by their total cost, longest first, and inside a group the
+    items keep their order (v1 runs, then v2 runs): one actor then serves them one
+    after another and reuses the KV cache of their shared prompt prefix. Items
+    without a group are groups of one.
+    """
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(it.get("group", ("_", i)), []).append(it)
+    ranked = sorted(groups.values(), key=lambda g: (-sum(float(it["cost"]) for it in g), str(g[0]["key"])))
+    return [it for g in ranked for it in g]
+
+
 def plan_batches(
     items: Iterable[dict[str, Any]], *, max_items: int = 8, max_cost: float | None = None, n_actors: int = 1,
 ) -> list[list[dict[str, Any]]]:
-    """Group items (each with a ``cost`` and ``key``) into batches, longest first.
+    """Group items (each with a ``cost`` and ``key``) into batches, longest first (``order_items``).
 
     A batch closes when it has ``max_items`` items or its cost would pass
     ``max_cost``. Without ``max_cost`` it is set so that there are at least four
     batches per actor, which keeps the tail short when actors pull dynamically.
     """
-    ordered = sorted(items, key=lambda it: (-float(it["cost"]), str(it["key"])))
+    ordered = order_items(items)
     if not ordered:
         return []
     if max_cost is None:
