@@ -38,7 +38,8 @@ def real_mix(n_short: int, n_long: int, max_tokens: int) -> list[dict]:
     items = []
     for i in range(n_short + n_long):
         long = i >= n_short  # long prompts last in input order
-        text = (words * (90 if long else 2)) + "Summarise this in one sentence."
+        # distinct from the first token, so no item reuses another's KV prefix
+        text = f"Document {i}. " + (words * (90 if long else 2)) + "Summarise this in one sentence."
         n_tok = len(text) // 4
         items.append({"id": f"i{i:02d}", "key": f"i{i:02d}", "cost": item_cost(n_tok, max_tokens),
                       "messages": [{"role": "user", "content": text}],
@@ -102,8 +103,8 @@ def run_simulation(n_items: int, actors: int, batch: int, seed: int = 0) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--short", type=int, default=9)
-    ap.add_argument("--long", type=int, default=3)
+    ap.add_argument("--short", type=int, default=12)
+    ap.add_argument("--long", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=24)
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)

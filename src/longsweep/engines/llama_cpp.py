@@ -39,7 +39,10 @@ class LlamaCppEngine(Engine):
         try:
             self._llm = llama_cpp.Llama(
                 model_path=path, n_ctx=spec.n_ctx, n_gpu_layers=s.n_gpu_layers, n_batch=s.n_batch,
-                n_ubatch=s.n_ubatch, n_threads=threads, flash_attn=s.flash_attn, offload_kqv=s.offload_kqv,
+                # prefill threads too: llama-cpp-python defaults them to every core of the machine, which
+                # oversubscribes the CPUs as soon as two actors share a node
+                n_ubatch=s.n_ubatch, n_threads=threads, n_threads_batch=threads, flash_attn=s.flash_attn,
+                offload_kqv=s.offload_kqv,
                 verbose=False,
             )
         except Exception as e:  # noqa: BLE001 - any load failure is fatal and must say what failed
