@@ -54,6 +54,11 @@ def exit_code(summary) -> int:
     return 4 if summary.stopped else (1 if summary.errors else 0)
 
 
+def default_batch(spec: ModelSpec, llama_default: int) -> int:
+    """Items per batch: vLLM batches a whole batch in one engine call, llama.cpp runs them one by one."""
+    return (spec.vllm.max_num_seqs or 32) if spec.backend == "vllm" else llama_default
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     models = load_models(args.models_file)
     print(f"{'name':<20} {'backend':<10} {'window':>8} {'completion':>10} {'family':<6} source")
@@ -135,7 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for r in errors:
             r["sweep_id"] = sid
         summary = run_sweep(todo, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id=sid,
-                            concurrency=parse_actors(args.actors), batch_items=args.batch_items or 8,
+                            concurrency=parse_actors(args.actors), batch_items=args.batch_items or default_batch(spec, 8),
                             error_rows=errors, config={"prompts": str(args.prompts), "model": name},
                             budget=budget)
         print("\n".join(summary.lines()))
@@ -207,7 +212,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         try:
             s = run_review(args.papers_dir, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
                            versions=_versions(args.versions), limit=args.limit,
-                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or 4,
+                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or default_batch(spec, 4),
                            budget=budget)
         except LayoutError as e:
             raise InputError(str(e)) from None
