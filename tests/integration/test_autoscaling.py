@@ -10,8 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import free_port, stop_head
 
 from longsweep.config import PROJECT_ROOT
 
@@ -35,13 +34,6 @@ MODELS = """models:
     llama_cpp: {n_ctx: 1024, n_threads: 1}
     resources: {num_cpus: 1, custom: {model_slot: 1}}
 """
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cluster_config(gcs: str) -> dict:
@@ -63,7 +55,7 @@ def _cluster_config(gcs: str) -> dict:
 
 
 def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
-    port = _free_port()
+    port = free_port()
     gcs = f"127.0.0.1:{port}"
     cfg = tmp_path / "autoscale.json"
     cfg.write_text(json.dumps(_cluster_config(gcs)))
@@ -79,7 +71,7 @@ def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
     head = subprocess.Popen(
         [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
          f"--autoscaling-config={cfg}", "--include-dashboard", "false", "--temp-dir", str(temp),
-         "--ray-client-server-port", str(_free_port()), "--disable-usage-stats", "--block"],
+         "--ray-client-server-port", str(free_port()), "--disable-usage-stats", "--block"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     out = tmp_path / "out"
     try:
@@ -100,12 +92,6 @@ def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
         # two model nodes were launched: each carries one model_slot, and the head carries none
         assert re.search(r"\b2 model-node\b", status), status
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
+        stop_head(head, temp)
         # fake nodes are raylets started by the autoscaler's monitor; end any that outlived the head
-        subprocess.run(["pkill", "-f", f"--temp-dir={temp}|{temp}"], check=False)
-        shutil.rmtree(temp, ignore_errors=True)
+        subprocess.run(["pkill", "-f", str(temp)], check=False)

@@ -9,6 +9,7 @@ import shutil
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
+from helpers import write_bad_files
 
 from longsweep.commands import with_window
 from longsweep.config import WorkerPolicy
@@ -27,18 +28,7 @@ def _bad_papers(root):
     shutil.copy(good / "v1.pdf", root / "good.pdf")  # duplicate paper id, flat
     (root / "bad..id").mkdir()
     (root / "bad..id" / "v1.md").write_text("# x\n\ntext\n")
-    (root / "empty.pdf").write_bytes(b"")
-    (root / "notpdf.pdf").write_text("this is plain text, not a PDF")
-    (root / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 100)
-    doc = pymupdf.open()
-    doc.new_page().insert_text((72, 72), "secret", fontsize=12)
-    doc.save(root / "encrypted.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="o", user_pw="u")
-    doc = pymupdf.open()
-    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 50, 50), False)
-    pix.clear_with(128)
-    doc.new_page().insert_image(pymupdf.Rect(72, 72, 300, 300), pixmap=pix)
-    doc.save(root / "imageonly.pdf")
-    (root / "badutf8.md").write_bytes(b"# Title\n\nok text \xff\xfe broken")
+    write_bad_files(root)
     (root / "longline.md").write_text("# One line\n\n" + "word " * 1_000_000)  # a single 5 MB line
     doc = pymupdf.open()
     para = "This section describes the method in detail. " * 40

@@ -3,9 +3,6 @@
 import os
 import re
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +10,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from helpers import free_port, stop_head
 
 from longsweep.config import PROJECT_ROOT
 from longsweep.papers.samples import make_samples
@@ -21,24 +19,18 @@ pytestmark = pytest.mark.integration
 RAY = str(Path(sys.executable).parent / "ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_review_sweep_through_ray_job_submit(tmp_path):
     papers = make_samples(tmp_path / "papers", n_papers=1, hidden_in_first=False)
     cfg = tmp_path / "review.yaml"
     cfg.write_text("completion_reserve: 128\nrepetition_penalty: 1.3\n")
     out = tmp_path / "out"
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     temp = Path(f"/tmp/lsjob-{secrets.token_hex(3)}")  # short: Ray's socket paths live under it
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
     start = [RAY, "start", "--head", "--port", str(port), "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--temp-dir", str(temp),
-             "--dashboard-agent-listen-port", str(_free_port()), "--ray-client-server-port", str(_free_port()),
+             "--dashboard-agent-listen-port", str(free_port()), "--ray-client-server-port", str(free_port()),
              "--disable-usage-stats", "--block"]
     # `--block` keeps the head's processes in our own process group: stopping it stops this head only
     # (`ray stop` would stop every Ray on the machine, the test session's own included)
@@ -69,10 +61,4 @@ def test_review_sweep_through_ray_job_submit(tmp_path):
         rows = pq.read_table(out / "reviews").to_pylist()
         assert sorted(r["key"] for r in rows) == ["sample-01/v1/run1/smollm2-135m", "sample-01/v2/run1/smollm2-135m"]
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
+        stop_head(head, temp)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from helpers import write_bad_files
 
 from longsweep.config import get_model
 from longsweep.papers.document import IngestError
@@ -43,35 +44,18 @@ def test_hidden_sentence_not_in_the_review_prompt(tmp_path, smollm):
     assert HIDDEN_SENTENCE not in json.dumps(rec["messages"])
 
 
-def _bad_files(d):
-    import pymupdf
-    (d / "empty.pdf").write_bytes(b"")
-    (d / "notpdf.pdf").write_text("this is plain text, not a PDF")
-    (d / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 100)
-    doc = pymupdf.open()
-    doc.new_page().insert_text((72, 72), "secret", fontsize=12)
-    doc.save(d / "encrypted.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="o", user_pw="u")
-    doc = pymupdf.open()
-    pg = doc.new_page()
-    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 50, 50), False)
-    pix.clear_with(128)
-    pg.insert_image(pymupdf.Rect(72, 72, 300, 300), pixmap=pix)
-    doc.save(d / "imageonly.pdf")
-    (d / "badutf8.md").write_bytes(b"# Title\n\nok text \xff\xfe broken")
-
-
 @pytest.mark.parametrize("name,kind", [("empty.pdf", "empty_file"), ("notpdf.pdf", "not_pdf"),
                                        ("corrupt.pdf", "corrupt_pdf"), ("encrypted.pdf", "encrypted"),
                                        ("imageonly.pdf", "no_text"), ("badutf8.md", "bad_utf8")])
 def test_bad_files_give_a_clear_error_kind(tmp_path, name, kind):
-    _bad_files(tmp_path)
+    write_bad_files(tmp_path)
     with pytest.raises(IngestError) as e:
         ingest(tmp_path / name)
     assert e.value.kind == kind and name in str(e.value)
 
 
 def test_bad_files_do_not_stop_the_others(tmp_path, smollm):
-    _bad_files(tmp_path)
+    write_bad_files(tmp_path)
     make_paper_pdf(tmp_path / "good.pdf", title="Good paper", topic="x", seed=2)
     recs = [p["record"] for p in prepare_all(discover(tmp_path), smollm, ReviewOptions(), use_ray=False)]
     by = {r["paper_id"]: r for r in recs}

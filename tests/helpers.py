@@ -1,0 +1,46 @@
+"""Helpers shared by tests: bad input files, free ports, stopping a Ray head started by a test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+
+def write_bad_files(d: Path) -> None:
+    """The bad papers every ingest path must survive: empty, not a PDF, corrupt, encrypted,
+    image-only, invalid UTF-8 markdown."""
+    import pymupdf
+    (d / "empty.pdf").write_bytes(b"")
+    (d / "notpdf.pdf").write_text("this is plain text, not a PDF")
+    (d / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 100)
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "secret", fontsize=12)
+    doc.save(d / "encrypted.pdf", encryption=pymupdf.PDF_ENCRYPT_AES_256, owner_pw="o", user_pw="u")
+    doc = pymupdf.open()
+    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 50, 50), False)
+    pix.clear_with(128)
+    doc.new_page().insert_image(pymupdf.Rect(72, 72, 300, 300), pixmap=pix)
+    doc.save(d / "imageonly.pdf")
+    (d / "badutf8.md").write_bytes(b"# Title\n\nok text \xff\xfe broken")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_head(head: subprocess.Popen, temp: Path) -> None:
+    """Stop a `ray start --head --block` started in its own session: its process group only
+    (`ray stop` would stop every Ray on the machine, the test session's own included)."""
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    shutil.rmtree(temp, ignore_errors=True)
