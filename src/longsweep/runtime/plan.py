@@ -41,7 +41,7 @@ def plan_batches(
     A batch closes when it has ``max_items`` items or its cost would pass
     ``max_cost``. Without ``max_cost`` it is set so that there are at least
     ``batches_per_actor`` batches per actor (4: keeps the tail short when actors pull
-    dynamically; vLLM uses 1, since it batches a whole batch's requests in one engine step).
+    dynamically).
     """
     ordered = order_items(items)
     if not ordered:

@@ -112,9 +112,7 @@ def run_sweep(
     stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows) \
         if budget.active and fresh_errors else None
     if todo and not stopped:
-        batches = planner(todo) if planner else plan_batches(
-            todo, max_items=batch_items, n_actors=concurrency[1],
-            batches_per_actor=1 if spec.backend == "vllm" else 4)  # vLLM wants whole batches in one engine call
+        batches = planner(todo) if planner else plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
                     len(batches), skipped)
         # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75, which
