@@ -19,6 +19,7 @@ import logging
 import sys
 
 from longsweep.config import ConfigError
+from longsweep.errors import FatalError, InputError
 
 EXIT_OK, EXIT_ITEM_ERRORS, EXIT_BAD_INPUT, EXIT_FATAL, EXIT_STOPPED = 0, 1, 2, 3, 4
 
@@ -120,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except commands.InputError as e:
+    except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except commands.FatalError as e:
+    except FatalError as e:
         print(f"fatal: {e}", file=sys.stderr)
         return EXIT_FATAL
 

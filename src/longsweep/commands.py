@@ -7,12 +7,12 @@ import datetime as _dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from longsweep.config import PROJECT_ROOT, ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
 
 
-from longsweep.errors import FatalError, InputError  # noqa: F401 - the CLI catches them here
+from longsweep.errors import InputError
 
 
 def new_sweep_id(prefix: str) -> str:
@@ -41,17 +41,23 @@ def with_window(spec: ModelSpec, window: int | None) -> ModelSpec:
     return validate(ModelSpec, data, f"--window {window} for model {spec.name}")
 
 
-def error_budget(args: argparse.Namespace):
+def checked_before_ray(args: argparse.Namespace, specs: Iterable[ModelSpec]):
+    """What can be refused without Ray: the error budget flags and every model's weights file.
+    Returns the error budget."""
     from longsweep.runtime.error_budget import ErrorBudget
     try:
-        return ErrorBudget(max_errors=args.max_errors, max_error_rate=args.max_error_rate)
+        budget = ErrorBudget(max_errors=args.max_errors, max_error_rate=args.max_error_rate)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    for spec in specs:
+        spec.resolve_weights()  # a missing weights file is refused before Ray starts
+    return budget
 
 
 def exit_code(summary) -> int:
-    """0 all ok, 1 some error rows, 4 stopped by the error budget (see cli.py)."""
-    return 4 if summary.stopped else (1 if summary.errors else 0)
+    """All ok, some error rows, or stopped by the error budget (codes in cli.py)."""
+    from longsweep.cli import EXIT_ITEM_ERRORS, EXIT_OK, EXIT_STOPPED
+    return EXIT_STOPPED if summary.stopped else (EXIT_ITEM_ERRORS if summary.errors else EXIT_OK)
 
 
 def default_batch(spec: ModelSpec, llama_default: int) -> int:
@@ -128,10 +134,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from longsweep.cli import parse_actors
 
     items = load_prompts(Path(args.prompts), max_tokens=args.max_tokens)
-    budget = error_budget(args)
     specs = {name: get_model(name, args.models_file) for name in args.model}
-    for spec in specs.values():
-        spec.resolve_weights()
+    budget = checked_before_ray(args, specs.values())
     out, sid = sweep_dir_for(args, "generate")
     print(connect(args.address), file=sys.stderr)
     code = 0
@@ -202,9 +206,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     opts = load_review_options(args.config, runs=args.runs, max_figures=args.max_figures)
     specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
-    budget = error_budget(args)
-    for spec in specs:
-        spec.resolve_weights()  # a missing weights file is refused before Ray starts
+    budget = checked_before_ray(args, specs)
     out, sid = sweep_dir_for(args, "review")
     print(connect(args.address), file=sys.stderr)
     code = 0
@@ -253,9 +255,7 @@ def cmd_stories(args: argparse.Namespace) -> int:
     opts = load_options(StoryOptions, args.config, "stories.yaml", runs=args.runs, max_tokens=args.max_tokens,
                         reset=args.reset)
     specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
-    budget = error_budget(args)
-    for spec in specs:
-        spec.resolve_weights()
+    budget = checked_before_ray(args, specs)
     out, sid = sweep_dir_for(args, "stories")
     print(connect(args.address), file=sys.stderr)
     code = 0

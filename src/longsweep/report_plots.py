@@ -29,6 +29,15 @@ def _time(s: str | None) -> _dt.datetime | None:
         return None
 
 
+def _lines(ax, by_model: dict[str, list[tuple]], **style) -> None:
+    """One line per model through its (x, y) points, in x order; a legend when there is any."""
+    for m, pts in sorted(by_model.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m, **style)
+    if by_model:
+        ax.legend()
+
+
 def _tokens_over_time(rows: list[dict], title: str, path: Path, written: list[Path]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -37,12 +46,8 @@ def _tokens_over_time(rows: list[dict], title: str, path: Path, written: list[Pa
         t = _time(r.get("finished_at"))
         if r["status"] == "ok" and t and r.get("tokens_per_s") is not None:
             by_model.setdefault(r["model"], []).append((t, r["tokens_per_s"]))
-    for m, pts in sorted(by_model.items()):
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=3, label=m)
+    _lines(ax, by_model, ms=3)
     ax.set(title=title, xlabel="finished at (UTC)", ylabel="completion tokens/s")
-    if by_model:
-        ax.legend()
     fig.autofmt_xdate()
     _save(fig, path, written)
 
@@ -75,12 +80,8 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         by_model: dict[str, list[tuple]] = {}
         for d in st["completion_per_turn"].values():
             by_model.setdefault(d["model"], []).append((d["turn"], d["mean"]))
-        for m, pts in sorted(by_model.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=m)
+        _lines(ax, by_model)
         ax.set(title="Completion length per turn (mean)", xlabel="turn", ylabel="completion tokens")
-        if by_model:
-            ax.legend()
         _save(fig, out / "completion_per_turn.png", written)
         _tokens_over_time(st["_rows"], "Story tokens/s over time", out / "story_tokens_per_s.png", written)
     return written

@@ -12,10 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-class ErrorBudgetExceeded(RuntimeError):
-    """The sweep stopped early because its error budget was spent."""
-
-
 @dataclass(frozen=True)
 class ErrorBudget:
     max_errors: int | None = None

@@ -34,21 +34,19 @@ def order_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def plan_batches(
     items: Iterable[dict[str, Any]], *, max_items: int = 8, max_cost: float | None = None, n_actors: int = 1,
-    batches_per_actor: int = 4,
 ) -> list[list[dict[str, Any]]]:
     """Group items (each with a ``cost`` and ``key``) into batches, longest first (``order_items``).
 
     A batch closes when it has ``max_items`` items or its cost would pass
-    ``max_cost``. Without ``max_cost`` it is set so that there are at least
-    ``batches_per_actor`` batches per actor (4: keeps the tail short when actors pull
-    dynamically).
+    ``max_cost``. Without ``max_cost`` it is set so that there are at least four
+    batches per actor, which keeps the tail short when actors pull dynamically.
     """
     ordered = order_items(items)
     if not ordered:
         return []
     if max_cost is None:
         total = sum(float(it["cost"]) for it in ordered)
-        max_cost = max(total / max(batches_per_actor * n_actors, 1), float(ordered[0]["cost"]))
+        max_cost = max(total / max(4 * n_actors, 1), float(ordered[0]["cost"]))
     batches: list[list[dict[str, Any]]] = []
     cur: list[dict[str, Any]] = []
     cur_cost = 0.0
@@ -66,8 +64,8 @@ def plan_batches(
 def pack_batch(batch: list[dict[str, Any]]) -> str:
     """One batch as JSON, each distinct prompt (``messages``) stored once.
 
-    Runs of one paper version share the same messages object and, having the same
-    cost, land next to each other in a batch: the prompt text travels once, not once per run.
+    Runs of one paper version share the same messages object and, being of one
+    ``group``, land next to each other in a batch: the prompt text travels once, not once per run.
     """
     import json
     prompts: dict[int, int] = {}
@@ -88,8 +86,6 @@ def pack_batch(batch: list[dict[str, Any]]) -> str:
 def unpack_batch(blob: str) -> list[dict[str, Any]]:
     import json
     data = json.loads(blob)
-    if isinstance(data, list):  # a batch packed without prompt sharing
-        return data
     texts = data["prompts"]
     out = []
     for it in data["items"]:

@@ -69,7 +69,7 @@ class Progress:
                 f"{self.tokens / el if el > 0 else 0:.1f} tok/s  elapsed {el:.0f}s  ETA {eta}")
 
     def check_budget(self) -> str | None:
-        if self.stop_reason is None and self.budget.active:
+        if self.stop_reason is None:
             self.stop_reason = self.budget.exceeded(rows=self.done, errors=self.errors, total=self.total)
         return self.stop_reason
 

@@ -109,8 +109,7 @@ def run_sweep(
     write_rows_direct(table_dir, fresh_errors, table)
     budget = budget or ErrorBudget()
     n_rows = sum(int(it.get("n_rows", 1)) for it in todo) + len(fresh_errors)
-    stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows) \
-        if budget.active and fresh_errors else None
+    stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows)
     if todo and not stopped:
         batches = planner(todo) if planner else plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
