@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from longsweep.engines.gguf_bpe import fast_bpe_for
 from longsweep.tokens import Message, merge_system
 
 
@@ -25,13 +26,17 @@ def _import_llama_cpp():
 class LlamaCppTokenizer:
     exact = True
 
-    def __init__(self, model_path: str | None = None, *, llama: Any = None, supports_system: bool = True):
+    def __init__(self, model_path: str | None = None, *, llama: Any = None, supports_system: bool = True,
+                 fast: bool = True):
         llama_cpp, chat_format = _import_llama_cpp()
         if llama is None:
             from llama_cpp._utils import suppress_stdout_stderr
             with suppress_stdout_stderr(disable=False):  # llama.cpp logs a context warning in vocab-only mode
                 llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
         self._llama = llama
+        # Planning (a GGUF path, no engine): tiktoken's BPE where it is proven to give llama.cpp's ids.
+        # The engine (``llama=``) always tokenizes with llama.cpp itself.
+        self._fast = fast_bpe_for(model_path) if model_path and fast else None
         self.supports_system = supports_system
         self.name = f"llama.cpp:{(model_path or llama.model_path).rsplit('/', 1)[-1]}"
         template = llama.metadata.get("tokenizer.chat_template")
@@ -52,6 +57,8 @@ class LlamaCppTokenizer:
         return self._formatter(messages=msgs)
 
     def encode(self, text: str) -> list[int]:
+        if self._fast is not None and (ids := self._fast.encode(text)) is not None:
+            return ids
         return self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
     def render(self, messages: list[Message]) -> str:
@@ -59,6 +66,8 @@ class LlamaCppTokenizer:
 
     def encode_messages(self, messages: list[Message]) -> list[int]:
         res = self._format(messages)
+        if self._fast is not None and (ids := self._fast.encode_special(res.prompt, not res.added_special)) is not None:
+            return ids
         return self._llama.tokenize(res.prompt.encode("utf-8"), add_bos=not res.added_special, special=True)
 
     def decode(self, ids: list[int]) -> str:

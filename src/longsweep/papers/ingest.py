@@ -232,12 +232,17 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
                     page_starts=starts, figures=figures, hidden=hidden)
 
 
+# Control characters are glyphs a font did not map (math-extension brackets print as \x10-\x15):
+# no reader sees them, and llama.cpp drops those its vocabulary cannot spell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _block_markdown(block: dict, body: float) -> str:
     if "md" in block:
-        return block["md"]
+        return _CONTROL.sub("", block["md"])
     out, para = [], []
     for i, spans in enumerate(block["lines"]):
-        text = "".join(s["text"] for s in spans).strip()
+        text = _CONTROL.sub("", "".join(s["text"] for s in spans)).strip()
         if not text:
             continue
         big = max(s["size"] for s in spans if s["text"].strip()) if any(s["text"].strip() for s in spans) else body
