@@ -38,7 +38,8 @@ class LlamaCppTokenizer:
         # The engine (``llama=``) always tokenizes with llama.cpp itself.
         self._fast = fast_bpe_for(model_path) if model_path and fast else None
         self.supports_system = supports_system
-        self.name = f"llama.cpp:{(model_path or llama.model_path).rsplit('/', 1)[-1]}"
+        self.name = f"llama.cpp:{(model_path or llama.model_path).rsplit('/', 1)[-1]}" + ("+fast-bpe" if self._fast else "")
+        self.releases_gil = self._fast is None  # llama.cpp's tokenizer does; tiktoken's here gains nothing from threads
         template = llama.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{self.name}: the GGUF has no chat template (tokenizer.chat_template)")

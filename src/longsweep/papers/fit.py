@@ -92,8 +92,8 @@ def segment(text: str, sec: Sections) -> list[_Seg]:
 
 
 def _count_many(tok: Tokenizer, texts: list[str]) -> list[int]:
-    """Token counts of many pieces; two threads (llama.cpp's tokenizer releases the GIL)."""
-    if len(texts) < 64:
+    """Token counts of many pieces; two threads where the tokenizer releases the GIL (llama.cpp's)."""
+    if len(texts) < 64 or not getattr(tok, "releases_gil", False):
         return [len(tok.encode(t)) for t in texts]
     half = len(texts) // 2
     with ThreadPoolExecutor(2) as ex:
@@ -123,16 +123,17 @@ def fit_paper(
     overhead = count_prompt("")
     if overhead >= max_prompt_tokens:
         raise BudgetError(f"the review instruction alone takes {overhead} tokens; the budget is {max_prompt_tokens}")
-    if overhead + len(text) / 2.0 <= max_prompt_tokens:  # surely fits (papers run 2.5-5 chars a token): one exact count
-        n = count_prompt(text)
-        if n <= max_prompt_tokens:
-            msgs = build(text)
-            return FitResult(text=text, messages=msgs, prompt_tokens=n, budget_tokens=max_prompt_tokens,
-                             tokens_full=n, was_truncated=False, stage_tokens=[("full", n)], exact=tokenizer.exact)
+    exact_full = None
+    if overhead + len(text) / 5.0 <= max_prompt_tokens:  # might fit (papers run 2.5-5 chars a token): one exact count
+        exact_full = count_prompt(text)
+        if exact_full <= max_prompt_tokens:
+            return FitResult(text=text, messages=build(text), prompt_tokens=exact_full, budget_tokens=max_prompt_tokens,
+                             tokens_full=exact_full, was_truncated=False, stage_tokens=[("full", exact_full)],
+                             exact=tokenizer.exact)
     sec = sections or find_sections(text)
     segs = segment(text, sec)
     counts = _count_many(tokenizer, [text[s.start:s.end] for s in segs])
-    est_full = overhead + sum(counts)
+    est_full = exact_full if exact_full is not None else overhead + sum(counts)
     res = FitResult(text="", messages=[], prompt_tokens=0, budget_tokens=max_prompt_tokens, tokens_full=est_full,
                     was_truncated=False, exact=tokenizer.exact)
     res.stage_tokens.append(("full", est_full))
@@ -147,7 +148,7 @@ def fit_paper(
         res.chars_removed = len(text) - len(t)
         return True
 
-    if attempt(text, est_full):
+    if exact_full is None and attempt(text, est_full):
         res.tokens_full = res.prompt_tokens
         res.stage_tokens[0] = ("full", res.prompt_tokens)
         return res
