@@ -7,11 +7,12 @@ VVENV  := .venv-vllm
 VBIN   := $(VVENV)/bin
 VSTAMP := $(VVENV)/.setup-done
 HF_MODEL := .cache/models/smollm2-135m-hf
+TINY_VLM := .cache/models/tiny-vlm
 PIP_QUIET := -q --disable-pip-version-check
 # llama-cpp-python compiles on install; the multimodal library is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: setup run test test-vllm setup-vllm hf-model bench clean
+.PHONY: setup run test test-vllm setup-vllm hf-model tiny-vlm bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +49,13 @@ $(HF_MODEL): | $(VSTAMP)
 
 hf-model: $(HF_MODEL)
 
-test-vllm: $(VSTAMP) $(HF_MODEL)
+# A tiny Idefics3-style model (SmolLM2 + a random SigLIP encoder) that tests sending figures as images.
+$(TINY_VLM): | $(HF_MODEL)
+	$(VBIN)/python scripts/make_tiny_vlm.py $(HF_MODEL) $(TINY_VLM)
+
+tiny-vlm: $(TINY_VLM)
+
+test-vllm: $(VSTAMP) $(HF_MODEL) $(TINY_VLM)
 	$(VBIN)/python -m pytest -q -m vllm tests
 
 bench: setup

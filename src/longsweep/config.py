@@ -84,7 +84,10 @@ class ModelSpec(_Strict):
     context_window: int = Field(gt=0, description="Tokens the model sees: prompt + completion.")
     completion_reserve: int = Field(1024, gt=0, description="Tokens kept free for the answer.")
     safety_buffer: int = Field(64, ge=0, description="Extra tokens kept free.")
-    tokens_per_image: int = Field(0, ge=0)
+    tokens_per_image: int = Field(0, ge=0, description="Prompt tokens one image costs this model (vLLM multimodal).")
+    image_placeholder: str | None = Field(
+        None, description="Text the tokenizer turns into the model's image token (e.g. '<image>'); with "
+                          "tokens_per_image > 0 a vLLM model is sent the papers' figures as images.")
     prompt_family: Literal["sea", "json"] = "json"
     supports_system_role: bool = True
     llama_cpp: LlamaCppSettings = LlamaCppSettings()
@@ -123,6 +126,10 @@ class ModelSpec(_Strict):
                 raise ConfigError(f"model {self.name!r}: source.path {str(p)!r} does not exist")
             return str(p)
         return str(src.hub)
+
+    @property
+    def takes_images(self) -> bool:
+        return self.backend == "vllm" and self.tokens_per_image > 0 and bool(self.image_placeholder)
 
     @property
     def n_ctx(self) -> int:

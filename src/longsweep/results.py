@@ -48,7 +48,7 @@ REVIEW_FIELDS = [
 REVIEW_SCHEMA = pa.schema(COMMON + [
     ("paper_id", _S), ("version", _S), ("run", _I),
     ("was_truncated", _B), ("truncation_stages", pa.list_(_S)), ("tokens_full", _I), ("tokens_fitted", _I),
-    ("budget_tokens", _I), ("tokens_exact", _B), ("chars_removed", _I), ("n_figures", _I),
+    ("budget_tokens", _I), ("tokens_exact", _B), ("chars_removed", _I), ("n_figures", _I), ("n_images", _I),
     ("hidden_text", _B), ("hidden_text_chars", _I),
 ] + REVIEW_FIELDS)
 

@@ -37,7 +37,7 @@ class Preparer:
         pf = PaperFile(row["paper_id"], row["version"], Path(row["path"]) if row["path"] else None,
                        row["context"], row["error"])
         p = prepare_paper(pf, self.spec, self.tok, self.opts)
-        return {"record": p.record, "messages": p.messages}
+        return {"record": p.record, "messages": p.messages, "images": p.images}
 
 
 def _pf_row(pf: PaperFile) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def review_items(prepared: list[dict[str, Any]], spec: ModelSpec, opts: ReviewOp
                                "attempts": 0, "resets": 0, "seed": opts.seed + k})
                 continue
             items.append({**base, "group": rec["paper_id"], "messages": p["messages"], "max_tokens": rec["max_tokens"],
-                          "seed": opts.seed + k,
+                          "seed": opts.seed + k, "images": p.get("images") or [],
                           "cost": item_cost(rec["tokens_fitted"], rec["max_tokens"])})
     return items, errors
 

@@ -30,6 +30,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     repetition_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
+    images: tuple[str, ...] = ()  # base64 images, one per image placeholder in the messages (multimodal vLLM)
 
 
 @dataclass
@@ -58,13 +59,16 @@ class Engine(abc.ABC):
     tokenizer: Tokenizer
     context_window: int
     backend: str
+    image_tokens: int = 0  # prompt tokens one image costs; 0: the engine takes no images
 
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """Generate a batch. Every request is checked against the window first with exact
         counts; an over-long request raises ``PromptTooLongError`` and nothing is generated."""
         ids = [self.tokenizer.encode_messages(r.messages) for r in requests]
         for r, toks in zip(requests, ids):
-            check_request(len(toks), r.max_tokens, self.context_window)
+            if r.images and not self.image_tokens:
+                raise ValueError(f"{type(self).__name__} takes no images; the request has {len(r.images)}")
+            check_request(len(toks) + len(r.images) * self.image_tokens, r.max_tokens, self.context_window)
         return self._generate(requests, ids)
 
     @abc.abstractmethod

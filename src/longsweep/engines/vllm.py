@@ -54,6 +54,7 @@ class VllmEngine(Engine):
         self.spec = spec
         self.context_window = int(kwargs["max_model_len"])
         self.tokenizer = HFTokenizer(spec.tokenizer or weights, supports_system=spec.supports_system_role)
+        self.image_tokens = spec.tokens_per_image if spec.takes_images else 0
         logger.info("vLLM loaded %s in %.2fs (max_model_len=%d)", weights, self.load_s, spec.n_ctx)
 
     def _params(self, r: GenerationRequest):
@@ -65,16 +66,23 @@ class VllmEngine(Engine):
             kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema, disable_any_whitespace=True)
         return self._SamplingParams(**kw)
 
+    def _prompt(self, r: GenerationRequest, ids: list[int]) -> dict:
+        if not r.images:
+            return {"prompt_token_ids": ids}
+        # the placeholders in ``ids`` are expanded by vLLM's processor into each image's tokens
+        return {"prompt_token_ids": ids, "multi_modal_data": {"image": [_image(b) for b in r.images]}}
+
     def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:
-        prompts = [{"prompt_token_ids": ids} for ids in prompt_ids]
+        prompts = [self._prompt(r, ids) for r, ids in zip(requests, prompt_ids)]
         t0 = time.perf_counter()
         outs = self._llm.generate(prompts, [self._params(r) for r in requests], use_tqdm=False)
         wall = time.perf_counter() - t0
         results = []
         for ids, o in zip(prompt_ids, outs):
             c = o.outputs[0]
-            results.append(GenerationResult(
-                text=c.text, finish_reason=c.finish_reason or "stop", prompt_tokens=len(ids),
+            results.append(GenerationResult(  # prompt tokens as the engine evaluated them (images expanded)
+                text=c.text, finish_reason=c.finish_reason or "stop",
+                prompt_tokens=len(o.prompt_token_ids) if o.prompt_token_ids is not None else len(ids),
                 completion_tokens=len(c.token_ids), cached_tokens=o.num_cached_tokens,
                 latency_s=wall, extra={"batch_size": len(requests)},
             ))
@@ -87,3 +95,13 @@ class VllmEngine(Engine):
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             del llm
+
+
+def _image(b64: str):
+    import base64
+    import io
+
+    from PIL import Image
+    img = Image.open(io.BytesIO(base64.b64decode(b64)))
+    img.load()
+    return img.convert("RGB")

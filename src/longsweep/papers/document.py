@@ -19,7 +19,8 @@ class Figure:
     caption: str
     area: float = 0.0
     path: str | None = None  # saved image file, when an images folder was given
-    xref: int = 0  # the PDF image object, known only when an images folder was given
+    xref: int = 0  # the PDF image object, known only when images were asked for
+    data: bytes | None = None  # PNG bytes, when ingest was asked for figure images
 
 
 @dataclass

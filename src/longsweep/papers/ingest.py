@@ -116,8 +116,11 @@ def _body_size(pages_spans: Counter) -> float:
 
 
 def ingest_pdf(path: str | Path, *, images_dir: str | Path | None = None, max_figures: int = 8,
-               keep_hidden: bool = False, tables: bool = False) -> Document:
+               keep_hidden: bool = False, tables: bool = False, figure_images: bool = False) -> Document:
     """Convert a PDF; raises IngestError(kind) for files that are not readable papers.
+
+    ``figure_images=True`` keeps each raster figure as PNG bytes (``Figure.data``, at most
+    ``MAX_IMAGE_SIDE`` pixels a side) for models that take images.
 
     ``tables=True`` turns the tables PyMuPDF finds into markdown tables; it costs
     about 1.4 pages/s here (``page.find_tables``), so it is off by default."""
@@ -136,7 +139,7 @@ def ingest_pdf(path: str | Path, *, images_dir: str | Path | None = None, max_fi
         if doc.page_count == 0:
             raise IngestError("corrupt_pdf", f"{path.name}: the PDF has no pages")
         return _convert(doc, path, images_dir=images_dir, max_figures=max_figures, keep_hidden=keep_hidden,
-                        tables=tables)
+                        tables=tables, figure_images=figure_images)
     except IngestError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged page stream is this paper's error only
@@ -166,7 +169,8 @@ def _tables(page, blocks: list[dict]) -> list[dict]:
     return [b for b in blocks if not inside(b)] + [{"bbox": t.bbox, "md": t.to_markdown().strip()} for t in found]
 
 
-def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool, tables: bool = False) -> Document:
+def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool, tables: bool = False,
+             figure_images: bool = False) -> Document:
     pymupdf = _pymupdf()
     flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
     pages = []
@@ -179,7 +183,7 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
         paint = _PagePaint(page) if xrefs else None
         if paint is not None:
             rects = paint.images
-            if images_dir:  # xrefs are needed only to save the image bytes (costly: hashes pixmaps)
+            if images_dir or figure_images:  # xrefs are needed only for the image bytes (costly: hashes pixmaps)
                 rects = [(x, r) for x in xrefs for r in page.get_image_rects(x)]
             image_pages.append((pno, rects))
         page_rect = page.rect
@@ -226,7 +230,7 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
     markdown = "\n\n".join(parts)
     if len(markdown.strip()) < 20:
         raise IngestError("no_text", f"{path.name}: no extractable text ({doc.page_count} pages; scanned or image-only PDF)")
-    figures = _figures(doc, image_pages, captions, images_dir, max_figures, path.stem)
+    figures = _figures(doc, image_pages, captions, images_dir, max_figures, path.stem, figure_images)
     title = (doc.metadata or {}).get("title") or _first_heading(markdown)
     return Document(source=str(path), markdown=markdown, title=title.strip(), n_pages=doc.page_count,
                     page_starts=starts, figures=figures, hidden=hidden)
@@ -265,7 +269,7 @@ def _first_heading(md: str) -> str:
     return md.strip().splitlines()[0][:200] if md.strip() else ""
 
 
-def _figures(doc, image_pages, captions, images_dir, max_figures, stem) -> list[Figure]:
+def _figures(doc, image_pages, captions, images_dir, max_figures, stem, figure_images=False) -> list[Figure]:
     """Raster figures with the nearest caption on their page, plus captions of vector figures;
     captioned and largest first, capped at ``max_figures``."""
     figs: list[Figure] = []
@@ -294,10 +298,42 @@ def _figures(doc, image_pages, captions, images_dir, max_figures, stem) -> list[
                     p = out / f"{stem}_fig{i + 1}_p{f.page}.{img['ext']}"
                     p.write_bytes(img["image"])
                     f.path = str(p)
+    if figure_images:
+        for f in figs:
+            if f.xref:
+                f.data = _png(doc, f.xref)
     return figs
 
 
-def ingest_markdown(path: str | Path, *, max_figures: int = 8) -> Document:
+MAX_IMAGE_SIDE = 1024
+
+
+def _png(doc, xref: int) -> bytes | None:
+    """A PDF image as RGB PNG, halved until its longer side is at most ``MAX_IMAGE_SIDE``."""
+    return _to_png(lambda pm: pm.Pixmap(doc, xref), f"xref {xref}")
+
+
+def _png_file(path: Path) -> bytes | None:
+    return _to_png(lambda pm: pm.Pixmap(str(path)), path.name)
+
+
+def _to_png(open_pixmap, what: str) -> bytes | None:
+    pymupdf = _pymupdf()
+    try:
+        pix = open_pixmap(pymupdf)
+        if pix.alpha:
+            pix = pymupdf.Pixmap(pix, 0)
+        if pix.colorspace is None or pix.colorspace.n != 3:
+            pix = pymupdf.Pixmap(pymupdf.csRGB, pix)
+        while max(pix.width, pix.height) > MAX_IMAGE_SIDE:
+            pix.shrink(1)
+        return pix.tobytes("png")
+    except Exception as e:  # noqa: BLE001 - an unreadable image is a missing figure, not a failed paper
+        logger.warning("figure image %s could not be converted: %s", what, e)
+        return None
+
+
+def ingest_markdown(path: str | Path, *, max_figures: int = 8, figure_images: bool = False) -> Document:
     """Markdown input as is; images beside it (``![caption](file)``) become figures."""
     path = Path(path)
     data = _read_bytes(path)
@@ -310,7 +346,11 @@ def ingest_markdown(path: str | Path, *, max_figures: int = 8) -> Document:
     figs = []
     for m in re.finditer(r"!\[([^\]]*)\]\(([^)]+)\)", text):
         img = (path.parent / m.group(2)).resolve()
-        figs.append(Figure(page=None, caption=m.group(1), area=0.0, path=str(img) if img.exists() else None))
+        inside = img.is_relative_to(path.parent.resolve())  # a link out of the paper's folder is not read
+        fig = Figure(page=None, caption=m.group(1), area=0.0, path=str(img) if inside and img.is_file() else None)
+        if figure_images and fig.path and len(figs) < max_figures:
+            fig.data = _png_file(img)
+        figs.append(fig)
     title = _first_heading(text.replace("# ", "## ", 1) if text.startswith("# ") else text)
     return Document(source=str(path), markdown=text, title=title, n_pages=0, figures=figs[:max_figures])
 

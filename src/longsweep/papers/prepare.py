@@ -6,9 +6,10 @@ cannot be read is a record with ``error``/``error_kind`` and no messages.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ from longsweep.papers.document import IngestError
 from longsweep.papers.fit import fit_paper
 from longsweep.papers.ingest import ingest
 from longsweep.papers.layout import PaperFile
-from longsweep.papers.prompts import review_messages
+from longsweep.papers.prompts import image_slots, review_messages
 from longsweep.tokens import Tokenizer
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ReviewOptions(BaseModel):
 class Prepared:
     record: dict[str, Any]
     messages: list[dict[str, str]] | None
+    images: list[str] = field(default_factory=list)  # base64 PNGs, in the order of the prompt's placeholders
 
 
 def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOptions) -> Prepared:
@@ -55,23 +57,30 @@ def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOp
     if pf.error:
         return Prepared(rec, None)
     t0 = time.perf_counter()
+    tpi = spec.tokens_per_image if opts.tokens_per_image is None else opts.tokens_per_image
+    send_images = spec.takes_images and tpi > 0 and opts.max_figures > 0
+    kw: dict[str, Any] = {"figure_images": send_images}
+    if pf.path.suffix != ".md":
+        kw.update(keep_hidden=opts.keep_hidden, tables=opts.tables)
     try:
-        doc = ingest(pf.path, max_figures=opts.max_figures, **({} if pf.path.suffix == ".md" else {"keep_hidden": opts.keep_hidden, "tables": opts.tables}))
+        doc = ingest(pf.path, max_figures=opts.max_figures, **kw)
     except IngestError as e:
         rec.update(error=str(e), error_kind=e.kind)
         return Prepared(rec, None)
     completion = opts.completion_reserve or spec.completion_reserve
-    tpi = spec.tokens_per_image if opts.tokens_per_image is None else opts.tokens_per_image
-    n_images = len([f for f in doc.figures if f.path]) if tpi else 0
-    rec.update(pages=doc.n_pages, chars=doc.chars, title=doc.title, n_figures=len(doc.figures),
+    sent = [f for f in doc.figures if f.data] if send_images else []
+    rec.update(pages=doc.n_pages, chars=doc.chars, title=doc.title, n_figures=len(doc.figures), n_images=len(sent),
                hidden_text=bool(doc.hidden), hidden_text_chars=doc.hidden_chars,
                hidden_reasons=sorted({h.reason for h in doc.hidden}), ingest_s=time.perf_counter() - t0)
-    captions = [f.caption for f in doc.figures if f.caption] if not tpi else []
+    # figures sent as images carry their captions beside them; the others' captions stay in the text
+    sent_ids = {id(f) for f in sent}
+    captions = [f.caption for f in doc.figures if f.caption and id(f) not in sent_ids]
+    slots = image_slots([(f.page, f.caption) for f in sent], str(spec.image_placeholder)) if sent else []
     build = lambda text: review_messages(text, family=spec.prompt_family, version=pf.version, context=pf.context,
-                                         captions=captions)
+                                         captions=captions, images=slots)
     t1 = time.perf_counter()
     try:
-        b = prompt_budget(context_window=spec.n_ctx, completion_reserve=completion, n_images=n_images,
+        b = prompt_budget(context_window=spec.n_ctx, completion_reserve=completion, n_images=len(sent),
                           tokens_per_image=tpi, buffer=spec.safety_buffer if opts.buffer is None else opts.buffer)
         fit = fit_paper(doc.markdown, tokenizer=tok, build=build, max_prompt_tokens=b.available,
                         head_ratio=opts.preserve_ratio)
@@ -82,4 +91,4 @@ def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOp
                was_truncated=fit.was_truncated, truncation_stages=fit.stages,
                stage_tokens=[f"{s}:{n}" for s, n in fit.stage_tokens], chars_removed=fit.chars_removed,
                tokens_exact=fit.exact, max_tokens=completion, fit_s=time.perf_counter() - t1)
-    return Prepared(rec, fit.messages)
+    return Prepared(rec, fit.messages, [base64.b64encode(f.data).decode("ascii") for f in sent if f.data])

@@ -57,7 +57,7 @@ REVIEW_JSON_SCHEMA: dict[str, Any] = {
 }
 
 
-def _context_block(version: str | None, context: str | None, captions: list[str]) -> str:
+def _context_block(version: str | None, context: str | None, captions: list[str], image_slots: list[str]) -> str:
     parts = []
     if version:
         parts.append(f"Paper version: {version}")
@@ -65,13 +65,24 @@ def _context_block(version: str | None, context: str | None, captions: list[str]
         parts.append(f"Context for this version: {context}")
     if captions:
         parts.append("Figure captions:\n" + "\n".join(f"- {c}" for c in captions))
+    if image_slots:
+        parts.append("Figures:\n" + "\n".join(image_slots))
     return "\n\n".join(parts)
 
 
+def image_slots(figures: list[tuple[int | None, str]], placeholder: str) -> list[str]:
+    """One line per image sent: where it is from, the model's image placeholder, its caption."""
+    return [f"Figure {i} (page {page}): {placeholder} {cap}".rstrip() if page else
+            f"Figure {i}: {placeholder} {cap}".rstrip() for i, (page, cap) in enumerate(figures, 1)]
+
+
 def review_messages(paper: str, *, family: str, version: str | None = None, context: str | None = None,
-                    captions: list[str] | None = None) -> list[Message]:
-    """Chat messages of one review request; ``paper`` is the (fitted) paper text."""
-    extra = _context_block(version, context, captions or [])
+                    captions: list[str] | None = None, images: list[str] | None = None) -> list[Message]:
+    """Chat messages of one review request; ``paper`` is the (fitted) paper text.
+
+    ``captions`` go in as text (models without images); ``images`` are ``image_slots`` lines,
+    each holding the placeholder that the engine replaces by one image's tokens."""
+    extra = _context_block(version, context, captions or [], images or [])
     if family == "sea":
         user = f"{SEA_INSTRUCTION}\n\n{paper}\n\n" + (f"{extra}\n\n" if extra else "") + SEA_FORMAT
         return [{"role": "user", "content": user}]

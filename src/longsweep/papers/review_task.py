@@ -12,7 +12,8 @@ from longsweep.runtime.worker import WorkerContext
 
 # columns carried from the planned item into the row as they are
 ITEM_COLUMNS = ("paper_id", "version", "run", "was_truncated", "truncation_stages", "tokens_full", "tokens_fitted",
-                "budget_tokens", "tokens_exact", "chars_removed", "n_figures", "hidden_text", "hidden_text_chars")
+                "budget_tokens", "tokens_exact", "chars_removed", "n_figures", "n_images", "hidden_text",
+                "hidden_text_chars")
 
 
 class ReviewTask:
@@ -33,7 +34,7 @@ class ReviewTask:
     def run(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]),
                                   temperature=self.temperature, seed=int(it["seed"]), json_schema=self.schema_json,
-                                  repetition_penalty=self.repetition_penalty)
+                                  repetition_penalty=self.repetition_penalty, images=tuple(it.get("images") or ()))
                 for it in items]
         outs = self.ctx.generate_many([(it["key"], r, self._accept) for it, r in zip(items, reqs)])
         rows = []

@@ -61,36 +61,42 @@ def plan_batches(
     return batches
 
 
-def pack_batch(batch: list[dict[str, Any]]) -> str:
-    """One batch as JSON, each distinct prompt (``messages``) stored once.
+_SHARED = ("messages", "images")  # large fields that the runs of one paper version share
 
-    Runs of one paper version share the same messages object and, being of one
-    ``group``, land next to each other in a batch: the prompt text travels once, not once per run.
+
+def pack_batch(batch: list[dict[str, Any]]) -> str:
+    """One batch as JSON, each distinct prompt (``messages``, ``images``) stored once.
+
+    Runs of one paper version share the same messages (and images) object and, being of one
+    ``group``, land next to each other in a batch: the prompt travels once, not once per run.
     """
     import json
-    prompts: dict[int, int] = {}
-    texts: list[Any] = []
+    seen: dict[int, int] = {}
+    shared: list[Any] = []
     items = []
     for it in batch:
-        msgs = it.get("messages")
-        if msgs is None:
-            items.append(it)
-            continue
-        idx = prompts.setdefault(id(msgs), len(texts))
-        if idx == len(texts):
-            texts.append(msgs)
-        items.append({**{k: v for k, v in it.items() if k != "messages"}, "_prompt": idx})
-    return json.dumps({"prompts": texts, "items": items})
+        packed = dict(it)
+        for f in _SHARED:
+            v = it.get(f)
+            if not v:
+                continue
+            idx = seen.setdefault(id(v), len(shared))
+            if idx == len(shared):
+                shared.append(v)
+            del packed[f]
+            packed[f"_{f}"] = idx
+        items.append(packed)
+    return json.dumps({"shared": shared, "items": items})
 
 
 def unpack_batch(blob: str) -> list[dict[str, Any]]:
     import json
     data = json.loads(blob)
-    texts = data["prompts"]
+    shared = data["shared"]
     out = []
     for it in data["items"]:
-        if "_prompt" in it:
-            idx = it.pop("_prompt")
-            it["messages"] = texts[idx]
+        for f in _SHARED:
+            if f"_{f}" in it:
+                it[f] = shared[it.pop(f"_{f}")]
         out.append(it)
     return out
