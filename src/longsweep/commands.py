@@ -189,11 +189,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         for r in recs:
             print(json.dumps(r, default=str))
     else:
-        print(f"{'paper':<40} {'ver':<4} {'pages':>5} {'tokens':>7} {'budget':>7} {'after':>7}  stages / error")
+        print(f"{'paper':<40} {'ver':<4} {'pages':>5} {'img':>3} {'tokens':>7} {'budget':>7} {'after':>7}  stages / error")
         for r in recs:
             what = r.get("error") or (",".join(r.get("truncation_stages") or []) or "fits")
             hidden = "  HIDDEN TEXT" if r.get("hidden_text") else ""
-            print(f"{r['paper_id'][:40]:<40} {r['version']:<4} {r.get('pages') or 0:>5} {r.get('tokens_full') or 0:>7} "
+            print(f"{r['paper_id'][:40]:<40} {r['version']:<4} {r.get('pages') or 0:>5} {r.get('n_images') or 0:>3} "
+                  f"{r.get('tokens_full') or 0:>7} "
                   f"{r.get('budget_tokens') or 0:>7} {r.get('tokens_fitted') or 0:>7}  {what}{hidden}")
     return 1 if any(r.get("error") for r in recs) else 0
 
