@@ -1,6 +1,6 @@
 """Stories: KV prefix reuse vs a reset before every turn (the story seed's way), same run.
 
-    python bench/stories.py [--turns 4] [--max-tokens 96]
+    python bench/stories.py [--turns 8] [--sequences 2] [--max-tokens 64] [--file config/sequences/serial.yaml]
 
 Runs the same greedy sequences on one llama.cpp engine both ways and prints wall
 time, tokens prefilled, and whether the texts are identical. Two engine settings:
@@ -35,11 +35,12 @@ def run(engine, items, reset: str) -> tuple[float, int, list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--turns", type=int, default=4)
-    ap.add_argument("--sequences", type=int, default=3)
-    ap.add_argument("--max-tokens", type=int, default=96)
+    ap.add_argument("--turns", type=int, default=8)
+    ap.add_argument("--sequences", type=int, default=2)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--file", default="config/sequences/serial.yaml")
     a = ap.parse_args()
-    seqs = [s for s in load_sequences(PROJECT_ROOT / "config" / "sequences" / "default.yaml").sequences
+    seqs = [s for s in load_sequences(PROJECT_ROOT / a.file).sequences
             if len(s.prompts) >= a.turns][: a.sequences]
     items = [{"key": f"{s.id}/run1/bench", "sequence_id": s.id, "run": 1, "system": s.system,
               "prompts": [{"name": p.name, "text": p.text} for p in s.prompts[: a.turns]],
@@ -56,7 +57,10 @@ def main() -> None:
                          "reset_every_turn": {"wall_s": round(w_reset, 2), "prefilled_tokens": p_reset},
                          "wall_speedup": round(w_reset / w_reuse, 2), "prefill_ratio": round(p_reset / max(p_reuse, 1), 2),
                          "identical_text": t_reuse == t_reset}
-    write("stories", {"command": f"python bench/stories.py --turns {a.turns} --max-tokens {a.max_tokens}",
+    if not items:
+        raise SystemExit(f"no sequence in {a.file} has {a.turns} turns")
+    write("stories", {"command": f"python bench/stories.py --turns {a.turns} --sequences {a.sequences} "
+                                 f"--max-tokens {a.max_tokens} --file {a.file}",
                       "sequences": len(items), "turns": a.turns, **result,
                       "goal": ">= 3x faster with identical greedy text"})
 
