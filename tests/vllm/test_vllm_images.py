@@ -11,17 +11,6 @@ import pytest
 pytestmark = pytest.mark.vllm
 
 
-@pytest.fixture(scope="module")
-def vlm_spec(vllm_spec):  # vllm_spec: skips when vllm or the SmolLM2 folder is missing
-    from longsweep.config import ConfigError, get_model
-    spec = get_model("tiny-vlm")
-    try:
-        spec.resolve_weights()
-    except ConfigError as e:
-        pytest.skip(f"{e}: run `make tiny-vlm`")
-    return spec
-
-
 def test_review_sweep_sends_figures_as_images(ray_local, vlm_spec, tmp_path):
     from longsweep.papers.prepare import ReviewOptions
     from longsweep.papers.samples import make_samples

@@ -8,7 +8,7 @@ GGUF's ids.
 
 It is used only where it was proven equal to llama.cpp, id for id:
 ``VERIFIED_PRE`` lists the pre-tokenizers checked on the 14 real papers and
-on a Unicode stress text (tests/unit/test_fast_bpe.py). Any other vocabulary,
+on a Unicode stress text (tests/papers/test_fast_bpe.py). Any other vocabulary,
 and any text with a byte the vocabulary cannot spell, goes to llama.cpp.
 """
 

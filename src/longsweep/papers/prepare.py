@@ -91,4 +91,4 @@ def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOp
                was_truncated=fit.was_truncated, truncation_stages=fit.stages,
                stage_tokens=[f"{s}:{n}" for s, n in fit.stage_tokens], chars_removed=fit.chars_removed,
                tokens_exact=fit.exact, max_tokens=completion, fit_s=time.perf_counter() - t1)
-    return Prepared(rec, fit.messages, [base64.b64encode(f.data).decode("ascii") for f in sent if f.data])
+    return Prepared(rec, fit.messages, [base64.b64encode(f.data).decode("ascii") for f in sent])
