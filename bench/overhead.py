@@ -71,7 +71,8 @@ def main() -> None:
         del engine
 
         import ray
-        ray.init(num_cpus=a.threads, include_dashboard=False, logging_level="ERROR")
+        from longsweep.runtime.cluster import connect
+        connect("local", num_cpus=a.threads)  # the embedded Ray a workstation run gets
         from longsweep.runtime.sweep import run_sweep
         out = Path(tmp) / "sweep"
         t0 = time.perf_counter()

@@ -22,6 +22,15 @@ def test_default_cap_gives_several_batches_per_actor():
     assert len(plan_batches(items, max_items=1000, n_actors=4)) >= 16
 
 
+def test_batching_engine_gets_one_full_batch_per_actor():
+    from longsweep.runtime.plan import batches_per_actor
+    items = [{"key": f"k{i}", "cost": 1} for i in range(8)]
+    assert [len(b) for b in plan_batches(items, max_items=32, per_actor=batches_per_actor("vllm"))] == [8]
+    assert [len(b) for b in plan_batches(items, max_items=32, n_actors=2, per_actor=1)] == [4, 4]
+    assert [len(b) for b in plan_batches(items, max_items=3, per_actor=1)] == [3, 3, 2]  # max_items still holds
+    assert len(plan_batches(items, max_items=32, per_actor=batches_per_actor("llama_cpp"))) == 4
+
+
 def test_empty_and_cost():
     assert plan_batches([]) == []
     assert item_cost(100, 50, decode_weight=2) == 200

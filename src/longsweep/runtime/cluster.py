@@ -12,6 +12,12 @@ import os
 
 logger = logging.getLogger(__name__)
 
+# An embedded Ray starts no idle worker processes ahead of need: each wakes ~100 times a second, and
+# on a small machine those wake-ups stall an engine that uses every core (llama.cpp's threads wait on
+# each other at every step). Measured on 2 cores: a bare llama.cpp loop took 94 s beside an idle Ray
+# with prestarted workers, 82 s without them, 81 s with no Ray (docs/BENCHMARKS.md, overhead).
+EMBEDDED_SYSTEM_CONFIG = {"enable_worker_prestart": False, "prestart_worker_first_driver": False}
+
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = False) -> str:
     """Initialise Ray once per process; returns a sentence saying which Ray is used."""
@@ -23,7 +29,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     address = address or os.environ.get("RAY_ADDRESS")
     if address == "local":  # force an embedded Ray even when another one runs here
         ray.init(num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
-                 runtime_env=env, logging_level=logging.WARNING)
+                 runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG)
         return "ray: started an embedded local Ray on 127.0.0.1 (--address local)"
     if address:
         ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
@@ -35,6 +41,6 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
         logger.debug("no running Ray found (%s); starting an embedded one", e)
     ray.init(
         num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
-        runtime_env=env, logging_level=logging.WARNING,
+        runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG,
     )
     return f"ray: started an embedded local Ray on 127.0.0.1 ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"

@@ -34,19 +34,23 @@ def order_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def plan_batches(
     items: Iterable[dict[str, Any]], *, max_items: int = 8, max_cost: float | None = None, n_actors: int = 1,
+    per_actor: int = 4,
 ) -> list[list[dict[str, Any]]]:
     """Group items (each with a ``cost`` and ``key``) into batches, longest first (``order_items``).
 
     A batch closes when it has ``max_items`` items or its cost would pass
-    ``max_cost``. Without ``max_cost`` it is set so that there are at least four
-    batches per actor, which keeps the tail short when actors pull dynamically.
+    ``max_cost``. Without ``max_cost`` it is set so that there are at least
+    ``per_actor`` batches per actor. For an engine that runs a batch's items in
+    turn (llama.cpp), four keep the tail short when actors pull dynamically; an
+    engine that batches internally (vLLM) wants one: splitting further only lowers
+    the number of sequences it decodes together (``batches_per_actor``).
     """
     ordered = order_items(items)
     if not ordered:
         return []
     if max_cost is None:
         total = sum(float(it["cost"]) for it in ordered)
-        max_cost = max(total / max(4 * n_actors, 1), float(ordered[0]["cost"]))
+        max_cost = max(total / max(per_actor * n_actors, 1), float(ordered[0]["cost"]))
     batches: list[list[dict[str, Any]]] = []
     cur: list[dict[str, Any]] = []
     cur_cost = 0.0
@@ -59,6 +63,11 @@ def plan_batches(
         cur_cost += c
     batches.append(cur)
     return batches
+
+
+def batches_per_actor(backend: str) -> int:
+    """How many batches per actor the planner aims for at least (see ``plan_batches``)."""
+    return 1 if backend == "vllm" else 4
 
 
 _SHARED = ("messages", "images")  # large fields that the runs of one paper version share

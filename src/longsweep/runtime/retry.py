@@ -61,64 +61,106 @@ class StateKeeper:
         self.total_resets += 1
         logger.info("reset model state (%s) key=%s in %.3fs", why, key, time.perf_counter() - t0)
 
-    def after_answer(self, text: str, key: str = "") -> int:
-        """Reset after a very long answer (policy ``reset_after_chars``); returns resets done."""
-        lim = self.policy.reset_after_chars
-        if lim is not None and len(text) > lim:
-            self.reset(f"answer of {len(text)} chars > {lim}", key)
-            return 1
-        return 0
+
+def _attempt(engine: Engine, reqs: list[GenerationRequest]) -> list[GenerationResult | Exception]:
+    """One engine call for ``reqs``; when the batch call fails, each item alone (to isolate the bad one)."""
+    if not reqs:
+        return []
+    try:
+        return list(engine.generate(reqs))
+    except Exception as e:  # noqa: BLE001 - an engine fault is the failing item's error, not the batch's
+        if len(reqs) == 1:
+            return [e]
+        logger.info("batch of %d failed (%s); running its items one by one", len(reqs), e)
+        out: list[GenerationResult | Exception] = []
+        for r in reqs:
+            try:
+                out.append(engine.generate([r])[0])
+            except Exception as e1:  # noqa: BLE001
+                out.append(e1)
+        return out
 
 
-def run_one(
-    engine: Engine,
-    req: GenerationRequest,
-    policy: WorkerPolicy,
-    keeper: StateKeeper,
-    *,
-    key: str = "",
-    accept: Acceptor | None = None,
-    first: GenerationResult | Exception | None = None,
-) -> Outcome:
-    """Generate ``req`` until ``accept`` holds, at most ``1 + policy.max_retries`` attempts.
+@dataclass
+class Job:
+    """One item to generate: its key, request, acceptance test and the engine that runs it."""
 
-    ``first`` is the result of an attempt already made (for example as part of a
-    batch); it counts as attempt 1. Between attempts the model state is reset.
+    key: str
+    req: GenerationRequest
+    accept: Acceptor | None
+    engine: Engine
+
+
+def run_rounds(jobs: list[Job], policy: WorkerPolicy, keeper: StateKeeper) -> list[Outcome]:
+    """Generate every job until its ``accept`` holds, at most ``1 + policy.max_retries`` attempts each.
+
+    Attempts go in rounds: round 1 is one batched engine call for all jobs (vLLM batches
+    them; llama.cpp runs them in turn); the jobs still not accepted are retried together in
+    the next round, after one model-state reset. A reset serves every job of its round, and
+    each of them counts it in ``resets``. Jobs on different engines (fault injection) are
+    called separately. A prompt that is too long is never retried.
     """
-    accept = accept or accept_min_chars(policy.min_chars)
-    out = Outcome(result=None)
+    outs = [Outcome(result=None) for _ in jobs]
+    pending = list(range(len(jobs)))
     for attempt in range(1, policy.max_retries + 2):
+        if not pending:
+            break
         if attempt > 1:
-            keeper.reset("retry", key)
-            out.resets += 1
-        out.attempts = attempt
-        try:
-            res = first if (attempt == 1 and first is not None) else engine.generate([req])[0]
-            if isinstance(res, Exception):
-                raise res
-        except PromptTooLongError as e:  # never transient: retrying cannot help
-            out.error, out.error_kind = str(e), "prompt_too_long"
-            return out
-        except Exception as e:  # noqa: BLE001 - an engine fault on one item is that item's error
-            logger.warning("engine error key=%s attempt=%d: %s", key, attempt, e)
-            out.reasons.append(f"engine error: {e}")
-            out.error_kind = "engine_error"
-            if policy.reset_on_failure and attempt == policy.max_retries + 1:
-                keeper.reset("failure", key)
-                out.resets += 1
-            continue
-        out.result = res
-        ok, parsed, why = accept(res)
-        if ok:
-            out.ok, out.parsed, out.error, out.error_kind = True, parsed, None, None
-            out.resets += keeper.after_answer(res.text, key)
-            return out
-        out.parsed = parsed
-        out.reasons.append(why)
-        out.error_kind = "empty_output" if not res.text.strip() else "rejected_output"
-        logger.info("rejected answer key=%s attempt=%d: %s", key, attempt, why)
-    if policy.reset_on_failure and out.error_kind != "engine_error":
-        keeper.reset("failure", key)
-        out.resets += 1
-    out.error = f"failed after {out.attempts} attempts: " + "; ".join(out.reasons)
-    return out
+            keeper.reset(f"retry of {len(pending)} item(s)", jobs[pending[0]].key)
+            for i in pending:
+                outs[i].resets += 1
+        results: dict[int, GenerationResult | Exception] = {}
+        by_engine: dict[int, list[int]] = {}
+        for i in pending:
+            by_engine.setdefault(id(jobs[i].engine), []).append(i)
+        for idx in by_engine.values():
+            results.update(zip(idx, _attempt(jobs[idx[0]].engine, [jobs[i].req for i in idx])))
+        still, long_answers = [], []
+        for i in pending:
+            if _judge(jobs[i], outs[i], results[i], attempt, policy):
+                if _too_long(outs[i], policy):
+                    long_answers.append(i)
+            elif outs[i].error_kind != "prompt_too_long":
+                still.append(i)
+        if long_answers:  # policy reset_after_chars: once for the round's very long answers
+            n = max(len(outs[i].result.text) for i in long_answers)  # type: ignore[union-attr]
+            keeper.reset(f"answer of {n} chars > {policy.reset_after_chars}", jobs[long_answers[0]].key)
+            for i in long_answers:
+                outs[i].resets += 1
+        pending = still
+    failed = [i for i, o in enumerate(outs) if not o.ok and o.error_kind != "prompt_too_long"]
+    for i in failed:
+        outs[i].error = f"failed after {outs[i].attempts} attempts: " + "; ".join(outs[i].reasons)
+    if failed and policy.reset_on_failure:
+        keeper.reset(f"{len(failed)} item(s) failed", jobs[failed[0]].key)
+        for i in failed:
+            outs[i].resets += 1
+    return outs
+
+
+def _too_long(out: Outcome, policy: WorkerPolicy) -> bool:
+    lim = policy.reset_after_chars
+    return lim is not None and out.result is not None and len(out.result.text) > lim
+
+
+def _judge(job: Job, out: Outcome, res: GenerationResult | Exception, attempt: int, policy: WorkerPolicy) -> bool:
+    """Record one attempt's result in ``out``; True when it is accepted."""
+    out.attempts = attempt
+    if isinstance(res, PromptTooLongError):  # never transient: retrying cannot help
+        out.error, out.error_kind = str(res), "prompt_too_long"
+        return False
+    if isinstance(res, Exception):  # an engine fault on one item is that item's error
+        logger.warning("engine error key=%s attempt=%d: %s", job.key, attempt, res)
+        out.reasons.append(f"engine error: {res}")
+        out.error_kind = "engine_error"
+        return False
+    out.result = res
+    ok, parsed, why = (job.accept or accept_min_chars(policy.min_chars))(res)
+    out.parsed = parsed
+    if ok:
+        out.ok, out.error, out.error_kind = True, None, None
+        return True
+    out.reasons.append(why)
+    out.error_kind = "empty_output" if not res.text.strip() else "rejected_output"
+    logger.info("rejected answer key=%s attempt=%d: %s", job.key, attempt, why)
+    return False

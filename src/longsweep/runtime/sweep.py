@@ -22,7 +22,7 @@ from longsweep.errors import FatalError
 from longsweep.runtime.error_budget import ErrorBudget
 from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
 from longsweep.runtime.placement import actor_resources, remote_args_fn
-from longsweep.runtime.plan import pack_batch, plan_batches
+from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ def run_sweep(
     n_rows = sum(int(it.get("n_rows", 1)) for it in todo) + len(fresh_errors)
     stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows)
     if todo and not stopped:
-        batches = planner(todo) if planner else plan_batches(todo, max_items=batch_items, n_actors=concurrency[1])
+        batches = planner(todo) if planner else plan_batches(
+            todo, max_items=batch_items, n_actors=concurrency[1], per_actor=batches_per_actor(spec.backend))
         logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
                     len(batches), skipped)
         # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75, which

@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 
 from longsweep.config import ModelSpec, WorkerPolicy
-from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
+from longsweep.engines.base import Engine, GenerationRequest
 from longsweep.engines.registry import load_engine
 from longsweep.results import now_iso, to_table
 from longsweep.runtime.plan import unpack_batch
-from longsweep.runtime.retry import Acceptor, Outcome, StateKeeper, run_one
+from longsweep.runtime.retry import Acceptor, Job, Outcome, StateKeeper, run_rounds
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +66,9 @@ class WorkerContext:
         return self.engine
 
     def generate_many(self, keyed: list[tuple[str, GenerationRequest, Acceptor | None]]) -> list[Outcome]:
-        """One batched attempt for all (vLLM batches them), then per-item retries."""
-        engines = [self.maybe_inject_fault(key) for key, _, _ in keyed]
-        firsts: list[GenerationResult | Exception | None]
-        if any(e is not self.engine for e in engines):
-            firsts = [None] * len(keyed)  # an injected fault: items run one by one
-        else:
-            try:
-                firsts = list(self.engine.generate([r for _, r, _ in keyed]))
-            except Exception as e:  # noqa: BLE001 - isolate the failing item(s) one by one
-                logger.info("batch of %d failed (%s); running items one by one", len(keyed), e)
-                firsts = [None] * len(keyed)
-        return [run_one(eng, req, self.policy, self.keeper, key=key, accept=acc, first=first)
-                for (key, req, acc), first, eng in zip(keyed, firsts, engines)]
+        """All items in one batched attempt (vLLM batches them), then the failed ones retried together."""
+        jobs = [Job(key, req, acc, self.maybe_inject_fault(key)) for key, req, acc in keyed]
+        return run_rounds(jobs, self.policy, self.keeper)
 
     def common_row(self, key: str, out: Outcome, seed: int | None) -> dict[str, Any]:
         r = out.result
