@@ -21,12 +21,13 @@ from pathlib import Path
 
 from common import write  # noqa: F401 - sets sys.path
 
-from longsweep.commands import with_window
+from longsweep.commands import default_batch, with_window
 from longsweep.config import ModelSpec, WorkerPolicy, get_model
 from longsweep.papers.layout import discover
 from longsweep.papers.prepare import ReviewOptions
 from longsweep.papers.samples import make_samples
 from longsweep.review import prepare_all, review_items
+from longsweep.runtime.cluster import connect
 
 
 def ours(items: list[dict], spec: ModelSpec, max_tokens: int, out: Path) -> dict:
@@ -37,7 +38,7 @@ def ours(items: list[dict], spec: ModelSpec, max_tokens: int, out: Path) -> dict
     t0 = time.perf_counter()
     run_sweep(gen, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id="peer",
               policy=WorkerPolicy(max_retries=0, min_chars=0, reset_on_failure=False, reset_after_chars=None),
-              concurrency=(1, 1), batch_items=len(gen), planner=lambda todo: [todo])  # one batch, as the peer
+              concurrency=(1, 1), batch_items=default_batch(spec, 4))  # the default plan: one batch per vLLM actor
     wall = time.perf_counter() - t0
     rows = pq.read_table(out / "generations").to_pylist()
     return {"wall_s": round(wall, 2), "completion_tokens": sum(r["completion_tokens"] or 0 for r in rows),
@@ -93,7 +94,7 @@ def main() -> None:
         items, _ = review_items(prepare_all(discover(papers), spec, opts, use_ray=False), spec, opts, "peer")
         # two logical CPUs more than the engine's: Ray Data LLM runs its chat-template, tokenize and
         # detokenize stages as CPU actors beside the engine and would otherwise wait forever for a CPU
-        ray.init(num_cpus=a.threads + 2, include_dashboard=False, logging_level="ERROR")
+        connect("local", num_cpus=a.threads + 2)  # the embedded Ray a workstation run gets, for both sides
         try:
             mine = ours(items, spec, a.max_tokens, Path(tmp) / "ours")
             try:

