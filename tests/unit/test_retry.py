@@ -36,7 +36,7 @@ def _jobs(engine, names):
 def test_failed_items_are_retried_together_after_one_reset():
     eng = Scripted({"a": ["a fine answer"], "b": ["", "", "b fine answer"], "c": ["", "c fine answer"]})
     policy = WorkerPolicy(min_chars=3, max_retries=2, reset_after_chars=None)
-    outs = run_rounds(_jobs(eng, ["a", "b", "c"]), policy, StateKeeper(eng, policy))
+    outs = run_rounds(_jobs(eng, ["a", "b", "c"]), policy, StateKeeper(eng))
     assert eng.calls == [["a", "b", "c"], ["b", "c"], ["b"]]
     assert eng.resets == 2
     assert [(o.ok, o.attempts, o.resets) for o in outs] == [(True, 1, 0), (True, 3, 2), (True, 2, 1)]
@@ -47,7 +47,7 @@ def test_a_failing_batch_is_split_and_only_the_bad_item_fails():
     boom = RuntimeError("boom")
     eng = Scripted({"a": ["a fine answer", "a fine answer"], "b": [boom, boom, boom], "c": ["c fine answer"] * 2})
     policy = WorkerPolicy(min_chars=3, max_retries=1, reset_after_chars=None, reset_on_failure=True)
-    outs = run_rounds(_jobs(eng, ["a", "b", "c"]), policy, StateKeeper(eng, policy))
+    outs = run_rounds(_jobs(eng, ["a", "b", "c"]), policy, StateKeeper(eng))
     assert eng.calls == [["a", "b", "c"], ["a"], ["b"], ["c"], ["b"]]
     assert [o.ok for o in outs] == [True, False, True]
     assert outs[1].error_kind == "engine_error" and outs[1].attempts == 2 and "boom" in outs[1].error
@@ -57,7 +57,7 @@ def test_a_failing_batch_is_split_and_only_the_bad_item_fails():
 def test_prompt_too_long_is_never_retried_and_long_answers_reset_once():
     eng = Scripted({"long": [PromptTooLongError(10, 5, 8, 2)] * 2, "x": ["x" * 50], "y": ["y" * 60]})
     policy = WorkerPolicy(min_chars=1, max_retries=2, reset_after_chars=40)
-    outs = run_rounds(_jobs(eng, ["long"]) + _jobs(eng, ["x", "y"]), policy, StateKeeper(eng, policy))
+    outs = run_rounds(_jobs(eng, ["long"]) + _jobs(eng, ["x", "y"]), policy, StateKeeper(eng))
     assert outs[0].error_kind == "prompt_too_long" and outs[0].attempts == 1
     assert [o.ok for o in outs[1:]] == [True, True] and [o.resets for o in outs[1:]] == [1, 1]
     assert eng.calls == [["long", "x", "y"], ["long"], ["x"], ["y"]]

@@ -49,36 +49,26 @@ class Outcome:
 
 
 class StateKeeper:
-    """Counts and applies resets of one engine according to the policy."""
+    """Resets one engine's model state and logs why."""
 
-    def __init__(self, engine: Engine, policy: WorkerPolicy):
-        self.engine, self.policy = engine, policy
-        self.total_resets = 0
+    def __init__(self, engine: Engine):
+        self.engine = engine
 
     def reset(self, why: str, key: str = "") -> None:
         t0 = time.perf_counter()
         self.engine.reset()
-        self.total_resets += 1
         logger.info("reset model state (%s) key=%s in %.3fs", why, key, time.perf_counter() - t0)
 
 
 def _attempt(engine: Engine, reqs: list[GenerationRequest]) -> list[GenerationResult | Exception]:
     """One engine call for ``reqs``; when the batch call fails, each item alone (to isolate the bad one)."""
-    if not reqs:
-        return []
     try:
         return list(engine.generate(reqs))
     except Exception as e:  # noqa: BLE001 - an engine fault is the failing item's error, not the batch's
         if len(reqs) == 1:
             return [e]
         logger.info("batch of %d failed (%s); running its items one by one", len(reqs), e)
-        out: list[GenerationResult | Exception] = []
-        for r in reqs:
-            try:
-                out.append(engine.generate([r])[0])
-            except Exception as e1:  # noqa: BLE001
-                out.append(e1)
-        return out
+        return [r for req in reqs for r in _attempt(engine, [req])]
 
 
 @dataclass

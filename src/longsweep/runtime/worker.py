@@ -45,7 +45,7 @@ class WorkerContext:
 
     def __init__(self, engine: Engine, spec: ModelSpec, policy: WorkerPolicy, sweep_id: str):
         self.engine, self.spec, self.policy, self.sweep_id = engine, spec, policy, sweep_id
-        self.keeper = StateKeeper(engine, policy)
+        self.keeper = StateKeeper(engine)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
 
     def maybe_inject_fault(self, key: str) -> Engine:
