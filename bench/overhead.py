@@ -42,6 +42,18 @@ def _spec(name: str, window: int, threads: int) -> ModelSpec:
     return ModelSpec.model_validate(d)
 
 
+def review_requests(spec: ModelSpec, folder: Path, n_papers: int, max_tokens: int):
+    """The fitted review items of ``n_papers`` sample papers (v1, v2) and their greedy JSON requests."""
+    opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=max_tokens, repetition_penalty=1.3)
+    prepared = prepare_all(discover(make_samples(folder, n_papers=n_papers)), spec, opts, use_ray=False)
+    items, errors = review_items(prepared, spec, opts, "bench")
+    assert not errors, errors
+    reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]), temperature=0.0,
+                              seed=int(it["seed"]), json_schema=REVIEW_JSON_SCHEMA, repetition_penalty=1.3)
+            for it in items]
+    return items, reqs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
@@ -51,15 +63,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
     spec = _spec(a.model, a.window, a.threads)
-    opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=a.max_tokens, repetition_penalty=1.3)
     with tempfile.TemporaryDirectory() as tmp:
-        papers = make_samples(Path(tmp) / "papers", n_papers=a.papers)
-        prepared = prepare_all(discover(papers), spec, opts, use_ray=False)
-        items, errors = review_items(prepared, spec, opts, "bench")
-        assert not errors, errors
-        reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]), temperature=0.0,
-                                  seed=int(it["seed"]), json_schema=REVIEW_JSON_SCHEMA, repetition_penalty=1.3)
-                for it in items]
+        items, reqs = review_requests(spec, Path(tmp) / "papers", a.papers, a.max_tokens)
 
         t0 = time.perf_counter()
         engine = load_engine(spec)

@@ -22,23 +22,11 @@ MODES = ("alone", "beside_ray_default", "beside_ray_embedded")
 
 
 def _bare_seconds() -> float:
-    from overhead import _spec
-    from longsweep.engines.base import GenerationRequest
+    from overhead import _spec, review_requests
     from longsweep.engines.registry import load_engine
-    from longsweep.papers.layout import discover
-    from longsweep.papers.prepare import ReviewOptions
-    from longsweep.papers.prompts import REVIEW_JSON_SCHEMA
-    from longsweep.papers.samples import make_samples
-    from longsweep.review import prepare_all, review_items
-    threads = os.cpu_count() or 2
-    spec = _spec("smollm2-135m", 2048, threads)
-    opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=128, repetition_penalty=1.3)
+    spec = _spec("smollm2-135m", 2048, os.cpu_count() or 2)
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = prepare_all(discover(make_samples(Path(tmp) / "p", n_papers=4)), spec, opts, use_ray=False)
-        items, _ = review_items(prepared, spec, opts, "noise")
-    reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]), temperature=0.0,
-                              seed=int(it["seed"]), json_schema=REVIEW_JSON_SCHEMA, repetition_penalty=1.3)
-            for it in items]
+        _, reqs = review_requests(spec, Path(tmp) / "papers", 4, 128)
     engine = load_engine(spec)
     t0 = time.perf_counter()
     engine.generate(reqs)
