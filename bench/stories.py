@@ -20,7 +20,9 @@ from longsweep.engines.llama_cpp import LlamaCppEngine
 from longsweep.runtime.worker import WorkerContext
 from longsweep.stories.sequences import load_sequences
 from longsweep.stories.story_task import StoryTask
-from longsweep.config import PROJECT_ROOT
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(engine, items, reset: str) -> tuple[float, int, list[str]]:

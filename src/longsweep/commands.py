@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from longsweep.config import PROJECT_ROOT, ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
+from longsweep.config import ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
 
 
 from longsweep.errors import InputError
@@ -25,7 +25,7 @@ def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
         sid = args.sweep_id or out.name
     else:
         sid = args.sweep_id or new_sweep_id(prefix)
-        out = PROJECT_ROOT / "results" / sid
+        out = Path.cwd() / "results" / sid
     return out, sid
 
 
@@ -164,7 +164,7 @@ def _versions(s: str | None) -> list[str] | None:
 def load_options(cls, path: str | None, default_file: str, **overrides: Any):
     """Options file (default config/<default_file>), then the command line (None = not given)."""
     from longsweep.config import read_yaml, validate
-    p = Path(path) if path else PROJECT_ROOT / "config" / default_file
+    p = Path(path) if path else Path.cwd() / "config" / default_file
     data = (read_yaml(p) or {}) if (path or p.exists()) else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of options")

@@ -16,8 +16,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODELS_FILE = PROJECT_ROOT / "config" / "models.yaml"
+# The registry ships inside the package; ``--models-file`` or $LONGSWEEP_MODELS override it.
+PACKAGED_MODELS_FILE = Path(__file__).resolve().parent / "data" / "models.yaml"
+MODELS_ENV = "LONGSWEEP_MODELS"
+
+
+def default_models_file() -> Path:
+    """$LONGSWEEP_MODELS when set, else the registry shipped inside the package."""
+    return Path(os.environ.get(MODELS_ENV) or PACKAGED_MODELS_FILE)
 
 
 class ConfigError(ValueError):
@@ -31,7 +37,8 @@ class _Strict(BaseModel):
 class ModelSource(_Strict):
     """Where the weights come from: exactly one of path, hub or package."""
 
-    path: str | None = Field(None, description="Local GGUF file or Hugging Face folder; ~ and $VARS expand; relative to the project root.")
+    path: str | None = Field(None, description="Local GGUF file or Hugging Face folder; ~ and $VARS expand; a relative "
+                                               "path is looked up beside the registry file, then in the working directory.")
     hub: str | None = Field(None, description="Hub id (clusters only; never fetched by tests).")
     package: str | None = Field(None, description="Python package that ships a GGUF file (found with importlib, not imported).")
     file: str | None = Field(None, description="File name inside `package` (or inside a hub repo).")
@@ -68,6 +75,25 @@ class VllmSettings(_Strict):
     max_num_seqs: int | None = Field(None, gt=0)
 
 
+class OpenAISettings(_Strict):
+    """A model behind an OpenAI-compatible HTTP endpoint (a vLLM server, llama.cpp's server, a hosted API)."""
+
+    base_url: str | None = Field(None, description="Server root, e.g. http://127.0.0.1:8000 (the /v1 paths are added).")
+    model: str | None = Field(None, description="The server's name for the model (`model` of each request).")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key; the key "
+                                                      "itself is never written to results or the manifest.")
+    timeout_s: float = Field(600, gt=0, description="Per-request timeout.")
+    max_in_flight: int = Field(16, ge=1, description="Requests one actor keeps in flight.")
+    max_retries: int = Field(6, ge=0, description="HTTP attempts after the first for transient failures.")
+    backoff_s: float = Field(1.0, gt=0, description="First backoff; doubles up to backoff_max_s, with jitter.")
+    backoff_max_s: float = Field(30.0, gt=0)
+    structured: Literal["response_format", "vllm", "none"] = Field(
+        "response_format", description="How a JSON schema is sent: OpenAI `response_format`, vLLM's "
+                                       "`structured_outputs` extra body, or not at all (plain text).")
+    prompt_tokens_tolerance: int = Field(8, ge=0, description="Flag a row when the server's prompt_tokens differ "
+                                                             "from our exact count by more than this.")
+
+
 class Resources(_Strict):
     num_cpus: float = Field(1, gt=0)
     num_gpus: float = Field(0, ge=0)
@@ -79,7 +105,7 @@ class Resources(_Strict):
 
 class ModelSpec(_Strict):
     name: str
-    backend: Literal["llama_cpp", "vllm"]
+    backend: Literal["llama_cpp", "vllm", "openai"]
     source: ModelSource
     context_window: int = Field(gt=0, description="Tokens the model sees: prompt + completion.")
     completion_reserve: int = Field(1024, gt=0, description="Tokens kept free for the answer.")
@@ -92,8 +118,11 @@ class ModelSpec(_Strict):
     supports_system_role: bool = True
     llama_cpp: LlamaCppSettings = LlamaCppSettings()
     vllm: VllmSettings = VllmSettings()
+    openai: OpenAISettings = OpenAISettings()
     resources: Resources = Resources()
-    tokenizer: str | None = Field(None, description="Tokenizer path/id when it differs from the weights (vLLM).")
+    tokenizer: str | None = Field(None, description="Tokenizer path/id when it differs from the weights (vLLM), or "
+                                                    "the model's tokenizer (HF folder, hub id or GGUF) for `openai`.")
+    registry_dir: str | None = Field(None, description="Set by the loader: the registry file's folder, for relative paths.")
 
     @model_validator(mode="after")
     def _window(self) -> "ModelSpec":
@@ -119,13 +148,30 @@ class ModelSpec(_Strict):
                 raise ConfigError(f"model {self.name!r}: {src.file} not found inside package {src.package}")
             return str(p)
         if src.path:
-            p = Path(os.path.expandvars(os.path.expanduser(src.path)))
-            if not p.is_absolute():
-                p = PROJECT_ROOT / p
+            p = resolve_path(src.path, self.registry_dir)
             if not p.exists():
                 raise ConfigError(f"model {self.name!r}: source.path {str(p)!r} does not exist")
             return str(p)
         return str(src.hub)
+
+    def with_window(self, window: int | None) -> "ModelSpec":
+        """The same model with a smaller (or larger) context window, validated again."""
+        if not window:
+            return self
+        data = self.model_dump()
+        data["context_window"] = window
+        data["llama_cpp"]["n_ctx"] = window
+        data["vllm"]["max_model_len"] = window
+        return validate(ModelSpec, data, f"--window {window} for model {self.name}")
+
+    def default_batch(self, llama_default: int) -> int:
+        """Items per planned batch: llama.cpp runs a batch's items in turn; an engine that schedules
+        continuously (vLLM, a server) gets twice the sequences it decodes at once."""
+        if self.backend == "vllm":
+            return 2 * (self.vllm.max_num_seqs or 128)
+        if self.backend == "openai":
+            return 2 * self.openai.max_in_flight
+        return llama_default
 
     @property
     def takes_images(self) -> bool:
@@ -146,6 +192,16 @@ class WorkerPolicy(_Strict):
     reset_after_chars: int | None = Field(5000, gt=0, description="Reset model state after an answer this long; None = never.")
     reset_on_failure: bool = True
     fault_injection: dict[str, str] | None = Field(None, description="Tests only: {item key: 'exit_once:<marker file>' | 'raise'} or {'load': 'raise'}.")
+
+
+def resolve_path(raw: str, registry_dir: str | None = None) -> Path:
+    """~ and $VARS expanded; a relative path beside the registry file if it exists there, else the working dir."""
+    p = Path(os.path.expandvars(os.path.expanduser(raw)))
+    if p.is_absolute():
+        return p
+    if registry_dir and (Path(registry_dir) / p).exists():
+        return Path(registry_dir) / p
+    return Path.cwd() / p
 
 
 def _fmt_validation(err: ValidationError, where: str) -> str:
@@ -172,7 +228,7 @@ def read_yaml(path: str | Path) -> Any:
 
 def load_models(path: str | Path | None = None) -> dict[str, ModelSpec]:
     """Read the model registry; errors name the file and the field."""
-    path = Path(path or DEFAULT_MODELS_FILE)
+    path = Path(path or default_models_file())
     data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
         raise ConfigError(f"{path}: models: expected a mapping of model name -> settings")
@@ -181,7 +237,7 @@ def load_models(path: str | Path | None = None) -> dict[str, ModelSpec]:
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping")
         try:
-            out[name] = ModelSpec(name=name, **body)
+            out[name] = ModelSpec(name=name, **{"registry_dir": str(path.resolve().parent), **body})
         except ValidationError as e:
             raise ConfigError(_fmt_validation(e, f"{path}: models.{name}")) from None
         except TypeError as e:

@@ -8,17 +8,18 @@ two actors, prints where the Parquet is and a short summary, then the report
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sys
 
 from longsweep.cli import main as cli_main
-from longsweep.config import PROJECT_ROOT
 from longsweep.papers.samples import make_samples
 
 
 def main() -> int:
-    papers = make_samples(PROJECT_ROOT / "results" / "sample-papers", n_papers=3)
+    papers = make_samples(Path.cwd() / "results" / "sample-papers", n_papers=3)
     print(f"sample papers: {papers}")
-    out = PROJECT_ROOT / "results" / "demo-review"
+    out = Path.cwd() / "results" / "demo-review"
     # A 2,048-token window keeps the demo to about a minute on two CPU cores and shows the three fit stages.
     args = ["review", str(papers), "--model", "smollm2-135m", "--window", "2048", "--versions", "v1,v2",
             "--runs", "1", "--actors", "2", "--out", str(out)]

@@ -19,7 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import free_port, stop_head
 
-from longsweep.config import PROJECT_ROOT
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 RAY = str(Path(sys.executable).parent / "ray")

@@ -12,7 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import free_port, stop_head
 
-from longsweep.config import PROJECT_ROOT
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 from longsweep.papers.samples import make_samples
 
 pytestmark = pytest.mark.integration

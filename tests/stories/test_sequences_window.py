@@ -10,8 +10,8 @@ from longsweep.tokens import HeuristicTokenizer, count_messages
 
 
 def test_default_set_has_five_sequences_of_three_or_more_turns():
-    from longsweep.config import PROJECT_ROOT
-    loaded = load_sequences(PROJECT_ROOT / "config" / "sequences" / "default.yaml")
+    from pathlib import Path
+    loaded = load_sequences(Path(__file__).resolve().parents[2] / "config" / "sequences" / "default.yaml")
     assert not loaded.errors and len(loaded.sequences) >= 5
     assert all(len(s.prompts) >= 3 for s in loaded.sequences)
 

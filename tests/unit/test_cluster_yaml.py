@@ -1,6 +1,8 @@
 import yaml
 
-from longsweep.config import PROJECT_ROOT
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cluster_yaml_validates_against_rays_autoscaler_schema():
