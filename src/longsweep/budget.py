@@ -13,21 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from longsweep.errors import BudgetError, PromptTooLongError
 
-class BudgetError(ValueError):
-    """Not even the minimum prompt fits: the request cannot be served by this model."""
-
-
-class PromptTooLongError(BudgetError):
-    """A prompt plus its answer would exceed the window; it is refused before any engine sees it."""
-
-    def __init__(self, needed: int, window: int, prompt_tokens: int, max_tokens: int):
-        self.needed, self.window = needed, window
-        self.prompt_tokens, self.max_tokens = prompt_tokens, max_tokens
-        super().__init__(
-            f"prompt needs {needed} tokens ({prompt_tokens} prompt + {max_tokens} completion) "
-            f"but the context window is {window}"
-        )
+__all__ = ["BudgetError", "PromptTooLongError", "Budget", "prompt_budget", "check_request"]
 
 
 @dataclass(frozen=True)

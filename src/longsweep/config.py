@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from longsweep.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The registry ships inside the package; ``--models-file`` or $LONGSWEEP_MODELS override it.
@@ -24,10 +25,6 @@ MODELS_ENV = "LONGSWEEP_MODELS"
 def default_models_file() -> Path:
     """$LONGSWEEP_MODELS when set, else the registry shipped inside the package."""
     return Path(os.environ.get(MODELS_ENV) or PACKAGED_MODELS_FILE)
-
-
-class ConfigError(ValueError):
-    """A config file or value is invalid; the message names the file and field."""
 
 
 class _Strict(BaseModel):
@@ -114,8 +111,11 @@ class ModelSpec(_Strict):
     image_placeholder: str | None = Field(
         None, description="Text the tokenizer turns into the model's image token (e.g. '<image>'); with "
                           "tokens_per_image > 0 a vLLM model is sent the papers' figures as images.")
-    prompt_family: Literal["sea", "json"] = "json"
+    prompt_family: str = Field("json", description="Reviewer format: sea, cyclereviewer, criticalneurips, json.")
     supports_system_role: bool = True
+    system_prompt_file: str | None = Field(
+        None, description="A text file whose contents replace the prompt family's instruction (e.g. SEA's own "
+                          "`instruction_e`); relative paths as for source.path.")
     llama_cpp: LlamaCppSettings = LlamaCppSettings()
     vllm: VllmSettings = VllmSettings()
     openai: OpenAISettings = OpenAISettings()

@@ -124,5 +124,10 @@ def load_tokenizer(spec: "ModelSpec", *, fallback: str | None = None) -> Tokeniz
     if spec.backend == "llama_cpp":
         from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
         return LlamaCppTokenizer(spec.resolve_weights(), supports_system=spec.supports_system_role)
+    name = spec.tokenizer or spec.resolve_weights()
+    if spec.backend == "openai" and name.endswith(".gguf"):
+        from longsweep.config import resolve_path
+        from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
+        return LlamaCppTokenizer(str(resolve_path(name, spec.registry_dir)), supports_system=spec.supports_system_role)
     from longsweep.engines.hf_tokenizer import HFTokenizer
-    return HFTokenizer(spec.tokenizer or spec.resolve_weights(), supports_system=spec.supports_system_role)
+    return HFTokenizer(name, supports_system=spec.supports_system_role)

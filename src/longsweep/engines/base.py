@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from longsweep.budget import check_request
+from longsweep.errors import EngineLoadError  # noqa: F401 - re-exported for adapters
 from longsweep.tokens import Message, Tokenizer
-
-
-class EngineLoadError(RuntimeError):
-    """The engine cannot start (missing weights, library, memory): fatal for the sweep."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO
 
+from longsweep.errors import GGUFError  # noqa: F401
+
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
-
-
-class GGUFError(ValueError):
-    pass
 
 
 def _u(f: BinaryIO, fmt: str) -> Any:

@@ -14,4 +14,7 @@ def load_engine(spec: ModelSpec, **overrides) -> Engine:
     if spec.backend == "vllm":
         from longsweep.engines.vllm import VllmEngine
         return VllmEngine(spec, **overrides)
+    if spec.backend == "openai":
+        from longsweep.engines.openai import OpenAIEngine
+        return OpenAIEngine(spec, **overrides)
     raise EngineLoadError(f"unknown backend {spec.backend!r}")

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from longsweep.errors import IngestError  # noqa: F401
+
 from dataclasses import dataclass, field
-
-
-class IngestError(ValueError):
-    """A paper that cannot be read; ``kind`` is a stable error code for the row."""
-
-    def __init__(self, kind: str, message: str):
-        self.kind = kind
-        super().__init__(message)
 
 
 @dataclass

@@ -10,16 +10,14 @@ with ``..``, a slash, NUL or other unsafe characters can write outside the resul
 
 from __future__ import annotations
 
+from longsweep.errors import LayoutError  # noqa: F401
+
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
-
-
-class LayoutError(ValueError):
-    """The papers folder itself is unusable (missing, empty)."""
 
 
 @dataclass(frozen=True)
