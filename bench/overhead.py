@@ -23,19 +23,18 @@ from pathlib import Path
 
 from common import write  # noqa: F401 - sets sys.path
 
-from longsweep.commands import default_batch, with_window
 from longsweep.config import ModelSpec, WorkerPolicy, get_model
 from longsweep.engines.base import GenerationRequest
 from longsweep.engines.registry import load_engine
-from longsweep.papers.prepare import ReviewOptions
+from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.prompts import REVIEW_JSON_SCHEMA
 from longsweep.papers.samples import make_samples
 from longsweep.papers.layout import discover
-from longsweep.review import prepare_all, review_items
+from longsweep.jobs.review.driver import prepare_all, review_items
 
 
 def _spec(name: str, window: int, threads: int) -> ModelSpec:
-    d = with_window(get_model(name), window).model_dump()
+    d = get_model(name).with_window(window).model_dump()
     d["resources"]["num_cpus"] = threads
     if d["backend"] == "llama_cpp":
         d["llama_cpp"]["n_threads"] = threads

@@ -21,12 +21,11 @@ from pathlib import Path
 
 from common import write  # noqa: F401 - sets sys.path
 
-from longsweep.commands import default_batch, with_window
 from longsweep.config import ModelSpec, WorkerPolicy, get_model
 from longsweep.papers.layout import discover
-from longsweep.papers.prepare import ReviewOptions
+from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import make_samples
-from longsweep.review import prepare_all, review_items
+from longsweep.jobs.review.driver import prepare_all, review_items
 from longsweep.runtime.cluster import connect
 
 
@@ -82,7 +81,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
-    d = with_window(get_model("smollm2-135m-vllm"), a.window).model_dump()
+    d = get_model("smollm2-135m-vllm").with_window(a.window).model_dump()
     d["resources"]["num_cpus"] = a.threads
     spec = ModelSpec.model_validate(d)
     opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=a.max_tokens)

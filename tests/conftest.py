@@ -31,7 +31,7 @@ def smollm():
 
 @pytest.fixture(scope="session")
 def smol_tok(smollm):
-    from longsweep.tokens import load_tokenizer
+    from longsweep.engines.registry import load_tokenizer
     return load_tokenizer(smollm)
 
 
@@ -40,7 +40,7 @@ def ray_local():
     """A real embedded local Ray for the whole session (4 logical CPUs on 2 cores)."""
     import ray
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
+        ray.init(address="local", num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
                  logging_level="WARNING", runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}})
     yield ray
     ray.shutdown()

@@ -44,3 +44,43 @@ def stop_head(head: subprocess.Popen, temp: Path) -> None:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def work_items(raw: list[dict]) -> list:
+    """Generate-job work items from dicts ``{id, key, cost, messages, sampling}``."""
+    from longsweep.jobs.base import WorkItem
+    return [WorkItem(key=r["key"], cost=r.get("cost", 1), group=r.get("group"),
+                     payload={"id": r["id"], "messages": r["messages"], "sampling": r.get("sampling", {})})
+            for r in raw]
+
+
+def run_items(items, spec, out, *, policy=None, errors=(), sweep_id="t", concurrency=(1, 1), batch_items=None,
+              limit=None):
+    """Run ready-made generate items through the real sweep (actors, Ray Data, Parquet)."""
+    from longsweep.jobs.base import Planned
+    from longsweep.jobs.generate import GenerateJob, GenerateOptions
+    return run_one(GenerateJob(GenerateOptions(), "(items)", policy=policy), spec, out, planned=Planned(list(items), list(errors)),
+                   sweep_id=sweep_id, concurrency=concurrency, batch_items=batch_items, limit=limit)
+
+
+def run_one(job, spec, out, *, planned=None, sweep_id="t", concurrency=(1, 1), batch_items=None, limit=None):
+    """One job, one model, into ``out``: the summary (``make_items`` runs unless ``planned`` is given)."""
+    from longsweep.runtime.error_limit import ErrorLimit
+    from longsweep.runtime.sweep import RunSettings, run_job, run_sweep
+    settings = RunSettings(sweep_dir=Path(out), sweep_id=sweep_id, concurrency=concurrency, batch_items=batch_items,
+                           limit=limit or ErrorLimit())
+    if planned is not None:
+        return run_sweep(job, spec, planned, settings)
+    (summary,) = run_job(job, [spec], settings)
+    return summary
+
+
+def generate_planned(raw: list[dict], spec):
+    """Prompts as the generate job plans them (exact counts; over-long ones are error rows)."""
+    import json
+    import tempfile
+    from longsweep.jobs.generate import GenerateJob, GenerateOptions
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        for r in raw:
+            f.write(json.dumps({"id": r["id"], "messages": r["messages"], **r.get("sampling", {})}) + "\n")
+    return GenerateJob(GenerateOptions(), f.name).make_items(spec, "t")

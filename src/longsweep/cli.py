@@ -1,15 +1,26 @@
 """The ``longsweep`` command: a short CLI over the library.
 
-    longsweep models                         list the registry
+    longsweep models [--check]               list the registry; --check: memory and endpoints
     longsweep generate PROMPTS.jsonl --model NAME
-    longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
     longsweep review PAPERS_DIR --model NAME review sweep on Ray
+    longsweep stories SEQUENCES.yaml --model NAME
+    longsweep echo PROMPTS.jsonl --model NAME   a toy job: each prompt's token count
+    longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
     longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
     longsweep report RESULTS_DIR [--plots DIR] [--json]
+    longsweep compare RESULTS_DIR...         paired v1-vs-latest statistics over papers
 
-Exit codes: 0 all items ok; 1 some items are error rows; 2 bad input or config
-(nothing ran); 3 a fatal error stopped the sweep (engine cannot load); 4 the
-error budget (--max-errors / --max-error-rate) stopped the sweep early.
+Exit codes (``errors.ExitCode``; docs/RELIABILITY.md has what each test checks):
+
+    0    every item is ok
+    1    the sweep finished; some items are error rows (counts by kind are printed)
+    2    bad input or config, refused before Ray (one line naming the file, field or flag); or the sweep
+         folder is in use by another run (its lease: host, pid, start time)
+    3    fatal: the model workers cannot start, no node can ever hold one actor (or none joined within
+         --wait-for-resources), a server is down, the disk is full (one line; the manifest records it)
+    4    the error limit (--max-errors / --max-error-rate) stopped the sweep early; rows so far are kept
+    130  SIGINT (Ctrl-C): the sweep stopped cleanly, rows kept, the manifest says interrupted
+    143  SIGTERM: the same
 """
 
 from __future__ import annotations
@@ -18,14 +29,12 @@ import argparse
 import logging
 import sys
 
-from longsweep.config import ConfigError
-from longsweep.errors import FatalError, InputError
-
-EXIT_OK, EXIT_ITEM_ERRORS, EXIT_BAD_INPUT, EXIT_FATAL, EXIT_STOPPED = 0, 1, 2, 3, 4
+from longsweep.errors import ExitCode, InterruptedSweep, LongsweepError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models-file", default=None, help="model registry (default: config/models.yaml)")
+    p.add_argument("--models-file", default=None,
+                   help="model registry (default: $LONGSWEEP_MODELS, else the registry shipped with longsweep)")
     p.add_argument("--verbose", "-v", action="store_true", help="log every item")
 
 
@@ -37,23 +46,33 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, then a running local head, then embedded)")
     p.add_argument("--actors", default=None, help="actor pool size: N or MIN,MAX")
     p.add_argument("--batch-items", type=int, default=None, help="items per planned batch")
+    p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
+    p.add_argument("--config", default=None, help="the job's options YAML (default config/<job>.yaml when present)")
     p.add_argument("--max-errors", type=int, default=None, help="stop when more than N items of this run fail")
     p.add_argument("--max-error-rate", type=float, default=None,
                    help="stop when the share of failed items exceeds F (judged after 20 rows)")
+    p.add_argument("--wait-for-resources", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait for an autoscaler to add a node that can hold one actor (default 900); "
+                        "also waits where no autoscaler is visible instead of refusing at once")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from longsweep.analysis.command import add_parser as add_compare
+    from longsweep.jobs import JOBS
+    from longsweep.models_cmd import add_models_args
+
     ap = argparse.ArgumentParser(prog="longsweep", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("models", help="list the model registry")
+    add_models_args(p)
     _common(p)
 
-    p = sub.add_parser("generate", help="run chat prompts from a JSONL file through the actor pool")
-    p.add_argument("prompts", help="JSONL: {id, messages|prompt, max_tokens?, temperature?, seed?}")
-    p.add_argument("--max-tokens", type=int, default=None)
-    _sweep_flags(p)
-    _common(p)
+    for name, job_cls in JOBS.items():  # every registered job is a sweep subcommand
+        p = sub.add_parser(name, help=job_cls.help)
+        job_cls.add_arguments(p)
+        _sweep_flags(p)
+        _common(p)
 
     p = sub.add_parser("plan", help="fit papers to a model's window without loading weights")
     p.add_argument("papers_dir")
@@ -62,27 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--versions", default=None, help="comma-separated, e.g. v1,v2")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--keep-hidden", action="store_true", help="keep hidden text in the prompt")
-    _common(p)
-
-    p = sub.add_parser("review", help="review sweep: papers x versions x runs on Ray actors")
-    p.add_argument("papers_dir")
-    p.add_argument("--versions", default=None, help="comma-separated, e.g. v1,v2 (default: all found)")
-    p.add_argument("--runs", type=int, default=None)
-    p.add_argument("--max-figures", "--max_figures", dest="max_figures", type=int, default=None)
-    p.add_argument("--limit", type=int, default=None, help="review only the first N papers")
-    p.add_argument("--config", default=None, help="review options YAML (default config/review.yaml)")
-    p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
-    _sweep_flags(p)
-    _common(p)
-
-    p = sub.add_parser("stories", help="story sequences: multi-turn generation on Ray actors, one row per turn")
-    p.add_argument("sequences", help="YAML (ours) or JSON (story seed format)")
-    p.add_argument("--runs", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=None)
-    p.add_argument("--reset", choices=["never", "after_chars", "every_turn"], default=None)
-    p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
-    p.add_argument("--config", default=None, help="story options YAML (default config/stories.yaml)")
-    _sweep_flags(p)
     _common(p)
 
     p = sub.add_parser("report", help="counts, truncation, scores, speed of a results folder; plots")
@@ -95,38 +93,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir")
     p.add_argument("--to", required=True)
     _common(p)
+
+    add_compare(sub)
     return ap
 
 
-def parse_actors(s: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int, int]:
-    if not s:
-        return default
-    parts = [int(x) for x in s.split(",")]
-    lo, hi = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    if lo < 1 or hi < lo:
-        raise ConfigError(f"--actors: need 1 <= MIN <= MAX, got {s!r}")
-    return lo, hi
+def dispatch(args: argparse.Namespace) -> int:
+    from longsweep import commands
+    from longsweep.jobs import JOBS
+    if args.cmd in JOBS:
+        return commands.cmd_sweep(JOBS[args.cmd], args)
+    if args.cmd == "models":
+        from longsweep.models_cmd import cmd_models
+        return cmd_models(args)
+    if args.cmd == "compare":
+        from longsweep.analysis.command import run
+        return run(args)
+    return getattr(commands, f"cmd_{args.cmd}")(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from longsweep import commands
-
     try:
-        return getattr(commands, f"cmd_{args.cmd}")(args)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except FatalError as e:
-        print(f"fatal: {e}", file=sys.stderr)
-        return EXIT_FATAL
+        return int(dispatch(args))
+    except InterruptedSweep as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    except LongsweepError as e:
+        print(f"{'fatal' if e.exit_code == ExitCode.FATAL else 'error'}: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C in a command that is not a sweep (report, export, plan)
+        print("interrupted: SIGINT", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except OSError as e:  # a write that failed outside a sweep (export or plots to a full disk)
+        print(f"fatal: {e.strerror or e} ({e.filename or 'no file name'})", file=sys.stderr)
+        return int(ExitCode.FATAL)
 
 
 if __name__ == "__main__":

@@ -1,240 +1,321 @@
-"""Handlers of the CLI subcommands; ``jobs/`` scripts call the same functions."""
+"""Handlers of the CLI subcommands: each builds one typed run (flags over YAML over defaults) and calls
+the library. ``jobs/`` scripts for ``ray job submit`` go through the same functions."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import json
+import logging
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from longsweep.config import ConfigError, ModelSpec, WorkerPolicy, get_model, load_models
+from pydantic import BaseModel, ValidationError
 
-
-from longsweep.errors import InputError
+from longsweep.config import ConfigError, ModelSpec, get_model, read_yaml, validate
+from longsweep.errors import ExitCode, FatalError, InputError, InterruptedSweep
+from longsweep.jobs.base import Job
 
 
 def new_sweep_id(prefix: str) -> str:
     return f"{prefix}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def parse_actors(s: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    if not s:
+        return default
+    try:
+        parts = [int(x) for x in s.split(",")]
+    except ValueError:
+        raise ConfigError(f"--actors: expected N or MIN,MAX (integers), got {s!r}") from None
+    lo, hi = (parts[0], parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    if len(parts) > 2 or lo < 1 or hi < lo:
+        raise ConfigError(f"--actors: need 1 <= MIN <= MAX, got {s!r}")
+    return lo, hi
+
+
 def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
+    """``--out`` (its name is the sweep id unless ``--sweep-id``), else ``results/<sweep_id>`` here."""
     if args.out:
         out = Path(args.out)
-        sid = args.sweep_id or out.name
-    else:
-        sid = args.sweep_id or new_sweep_id(prefix)
-        out = Path.cwd() / "results" / sid
-    return out, sid
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a folder")
+        up = next((p for p in out.parents if p.exists()), None)
+        if up is not None and not up.is_dir():
+            raise InputError(f"--out {out}: {up} is a file, not a folder")
+        return out, args.sweep_id or out.name
+    sid = args.sweep_id or new_sweep_id(prefix)
+    return Path.cwd() / "results" / sid, sid
 
 
-def with_window(spec: ModelSpec, window: int | None) -> ModelSpec:
-    """The same model with a smaller (or larger) context window, validated again."""
-    if not window:
-        return spec
-    data = spec.model_dump()
-    data["context_window"] = window
-    data["llama_cpp"]["n_ctx"] = window
-    data["vllm"]["max_model_len"] = window
-    from longsweep.config import validate
-    return validate(ModelSpec, data, f"--window {window} for model {spec.name}")
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
-def checked_before_ray(args: argparse.Namespace, specs: Iterable[ModelSpec]):
-    """What can be refused without Ray: the error budget flags and every model's weights file.
-    Returns the error budget."""
-    from longsweep.runtime.error_budget import ErrorBudget
-    try:
-        budget = ErrorBudget(max_errors=args.max_errors, max_error_rate=args.max_error_rate)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    for spec in specs:
-        spec.resolve_weights()  # a missing weights file is refused before Ray starts
-    return budget
-
-
-def exit_code(summary) -> int:
-    """All ok, some error rows, or stopped by the error budget (codes in cli.py)."""
-    from longsweep.cli import EXIT_ITEM_ERRORS, EXIT_OK, EXIT_STOPPED
-    return EXIT_STOPPED if summary.stopped else (EXIT_ITEM_ERRORS if summary.errors else EXIT_OK)
-
-
-def default_batch(spec: ModelSpec, llama_default: int) -> int:
-    """Items per batch: llama.cpp runs a batch's items in turn; vLLM gets the whole batch in one call and
-    schedules it continuously, so a batch holds twice the sequences it decodes at once (a queue that
-    refills finished slots; 256 when ``max_num_seqs`` is unset). The planner splits a small sweep evenly
-    over the actors (``plan.batches_per_actor``)."""
-    return 2 * (spec.vllm.max_num_seqs or 128) if spec.backend == "vllm" else llama_default
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    models = load_models(args.models_file)
-    print(f"{'name':<20} {'backend':<10} {'window':>8} {'completion':>10} {'family':<6} source")
-    for m in models.values():
-        src = m.source.path or m.source.hub or f"{m.source.package}/{m.source.file}"
-        print(f"{m.name:<20} {m.backend:<10} {m.context_window:>8} {m.completion_reserve:>10} {m.prompt_family:<6} {src}")
-    return 0
-
-
-def load_prompts(path: Path, *, max_tokens: int | None) -> list[dict[str, Any]]:
-    """JSONL prompts: ``{"id", "messages": [...]}`` or ``{"id", "prompt": "..."}``; errors name the line."""
-    items, seen = [], set()
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({e})") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{n}: not JSON ({e})") from None
-        pid = str(obj.get("id", n))
-        if pid in seen:
-            raise InputError(f"{path}:{n}: duplicate id {pid!r}")
-        seen.add(pid)
-        msgs = obj.get("messages") or ([{"role": "user", "content": obj["prompt"]}] if isinstance(obj.get("prompt"), str) else None)
-        if not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
-            raise InputError(f"{path}:{n}: needs `messages` (list of {{role, content}}) or a string `prompt`")
-        sampling = {k: obj[k] for k in ("max_tokens", "temperature", "top_p", "seed", "stop", "json_schema",
-                                        "repetition_penalty") if k in obj}
-        if max_tokens is not None:
-            sampling["max_tokens"] = max_tokens
-        items.append({"id": pid, "messages": msgs, "sampling": sampling})
-    if not items:
-        raise InputError(f"{path}: no prompts")
-    return items
-
-
-def budget_items(items: list[dict[str, Any]], spec: ModelSpec, model_key: str) -> tuple[list[dict], list[dict]]:
-    """Exact-count every prompt; over-long ones become error rows before any engine sees them."""
-    from longsweep.budget import PromptTooLongError, check_request
-    from longsweep.runtime.plan import item_cost
-    from longsweep.tokens import count_messages, load_tokenizer
-
-    tok = load_tokenizer(spec)
-    ok, errors = [], []
-    for it in items:
-        n = count_messages(tok, it["messages"])
-        mt = int(it["sampling"].get("max_tokens", 256))
-        key = f"{it['id']}/{model_key}"
-        try:
-            check_request(n, mt, spec.n_ctx)
-        except PromptTooLongError as e:
-            errors.append({"key": key, "id": it["id"], "model": spec.name, "backend": spec.backend,
-                           "status": "error", "error": str(e), "error_kind": "prompt_too_long",
-                           "attempts": 0, "resets": 0, "prompt_tokens": n})
-            continue
-        ok.append({**it, "key": key, "cost": item_cost(n, mt)})
-    return ok, errors
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from longsweep.runtime.cluster import connect
-    from longsweep.runtime.sweep import run_sweep
-    from longsweep.cli import parse_actors
-
-    items = load_prompts(Path(args.prompts), max_tokens=args.max_tokens)
-    specs = {name: get_model(name, args.models_file) for name in args.model}
-    budget = checked_before_ray(args, specs.values())
-    out, sid = sweep_dir_for(args, "generate")
-    print(connect(args.address), file=sys.stderr)
-    code = 0
-    for name, spec in specs.items():
-        todo, errors = budget_items(items, spec, name)
-        for r in errors:
-            r["sweep_id"] = sid
-        summary = run_sweep(todo, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id=sid,
-                            concurrency=parse_actors(args.actors), batch_items=args.batch_items or default_batch(spec, 8),
-                            error_rows=errors, config={"prompts": str(args.prompts), "model": name},
-                            budget=budget)
-        print("\n".join(summary.lines()))
-        code = max(code, exit_code(summary))
-        if summary.stopped:
-            break
-    return code
-
-
-def _versions(s: str | None) -> list[str] | None:
-    return [v.strip() for v in s.split(",") if v.strip()] if s else None
-
-
-def load_options(cls, path: str | None, default_file: str, **overrides: Any):
-    """Options file (default config/<default_file>), then the command line (None = not given)."""
-    from longsweep.config import read_yaml, validate
-    p = Path(path) if path else Path.cwd() / "config" / default_file
-    data = (read_yaml(p) or {}) if (path or p.exists()) else {}
+def load_options(cls: type[BaseModel], path: str | None, default_file: str | None, **overrides: Any) -> BaseModel:
+    """Options file (``--config``, else ``config/<default_file>`` in the working dir when present), then the
+    flags given (None = not given, so a False or 0 from the command line still overrides the file).
+    An error names the file for a value from the file and the flag for a value from the command line."""
+    p = Path(path) if path else (Path.cwd() / "config" / default_file if default_file else None)
+    from_file = p is not None and (path is not None or p.exists())
+    data = (read_yaml(p) or {}) if from_file else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of options")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return validate(cls, data, str(p))
+    if from_file:
+        validate(cls, data, str(p))  # the file alone: its errors name the file
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls.model_validate({**data, **given})
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            if field in given:
+                lines.append(f"{_flag(field)}: {err['msg']} (got {given[field]!r})")
+            else:
+                lines.append(f"{p if from_file else 'options'}: {'.'.join(map(str, err['loc']))}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
 
 
-def load_review_options(path: str | None, **overrides: Any):
-    from longsweep.papers.prepare import ReviewOptions
-    return load_options(ReviewOptions, path, "review.yaml", **overrides)
+def job_from_args(job_cls: type[Job], args: argparse.Namespace) -> Job:
+    opts = load_options(job_cls.Options, getattr(args, "config", None), job_cls.options_file,
+                        **job_cls.overrides(args))
+    return job_cls(opts, args.inputs)
+
+
+def checked_before_ray(args: argparse.Namespace, specs: list[ModelSpec]):
+    """What can be refused without Ray: the error limit flags, the wait, every model's weights file."""
+    from longsweep.runtime.error_limit import ErrorLimit
+    try:
+        limit = ErrorLimit(max_errors=args.max_errors, max_error_rate=args.max_error_rate)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    wait = getattr(args, "wait_for_resources", None)
+    if wait is not None and not wait > 0:
+        raise ConfigError(f"--wait-for-resources: expected seconds > 0, got {wait}")
+    if args.batch_items is not None and args.batch_items < 1:
+        raise ConfigError(f"--batch-items: expected N >= 1, got {args.batch_items}")
+    for spec in specs:
+        spec.resolve_weights()  # a missing weights file is refused before Ray starts
+    return limit
+
+
+def exit_code(summaries) -> int:
+    """All ok, some error rows, or stopped by the error limit."""
+    if any(s.stopped for s in summaries):
+        return ExitCode.STOPPED
+    return ExitCode.ITEM_ERRORS if any(s.errors for s in summaries) else ExitCode.OK
+
+
+def cmd_sweep(job_cls: type[Job], args: argparse.Namespace) -> int:
+    """Every sweep subcommand: one job, one or more models, one results folder, one writer at a time.
+
+    Everything that can be refused is refused before Ray (exit 2); then the run takes the folder's lease
+    (runtime/lease.py: a second run is refused, exit 2), and SIGINT / SIGTERM stop it cleanly (exit 130 /
+    143, the manifest says ``interrupted``); a full disk is one line, exit 3."""
+    from longsweep.runtime import lease, signals
+    from longsweep.runtime.sweep import RunSettings
+
+    job = job_from_args(job_cls, args)
+    specs = [get_model(n, args.models_file).with_window(args.window) for n in args.model]
+    limit = checked_before_ray(args, specs)
+    concurrency = parse_actors(args.actors)
+    out, sid = sweep_dir_for(args, job_cls.name)
+    check = getattr(job, "check_inputs", None)
+    if check is not None:
+        check()  # the input file as a whole (unreadable, empty, duplicate ids): refused before Ray
+    settings = RunSettings(sweep_dir=out, sweep_id=sid, concurrency=concurrency, batch_items=args.batch_items,
+                           limit=limit, config={"models": args.model, "inputs": args.inputs},
+                           wait_for_resources=getattr(args, "wait_for_resources", None))
+    with signals.stop_on_signals():
+        try:
+            with lease.hold(out, command=" ".join(["longsweep", *sys.argv[1:]])):
+                return _run_held(job, specs, settings, args)
+        except signals.SweepInterrupt:  # before the lease was taken: nothing to record
+            raise InterruptedSweep(f"{signals.name()}: stopped (no sweep was running: before it started or after "
+                                   f"it ended)", signals.exit_code()) from None
+        except OSError as e:
+            raise FatalError(_disk_message(e, out)) from None
+
+
+def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespace) -> int:
+    """The run, holding the lease: set aside what a killed run left, connect, check, plan, run, compact."""
+    from longsweep.results import now_iso, quarantine_unreadable, write_manifest
+    from longsweep.runtime import signals
+    from longsweep.runtime.cluster import connect
+    from longsweep.runtime.feasibility import require_feasible
+    from longsweep.runtime.progress import ticker
+    from longsweep.runtime.sweep import run_job
+
+    started = now_iso()
+    table_dir = Path(settings.sweep_dir) / job.table
+    try:
+        with ticker(f"{job.name} {', '.join(s.name for s in specs)}: starting (Ray, then planning)"):
+            moved = quarantine_unreadable(settings.sweep_dir, job.table)
+            if moved:
+                print(f"[longsweep] {len(moved)} unreadable file(s) moved to {moved[0].parent}; their keys run "
+                      f"again", file=sys.stderr)
+            _compact(table_dir)
+            print(connect(args.address), file=sys.stderr)
+            signals.install()  # ray.init installs its own SIGTERM handler
+            if not args.verbose:
+                _quiet_ray_data_tracebacks()
+            for spec in specs:  # a model no node can ever hold is refused at once, with the numbers
+                try:
+                    require_feasible(spec, wait_given=settings.wait_for_resources is not None)
+                except FatalError as e:
+                    write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name,
+                                   started_at=started, finished_at=now_iso(), model=spec.model_dump(mode="json"),
+                                   fatal=str(e))
+                    raise
+            summaries = run_job(job, specs, settings)
+    except signals.SweepInterrupt:
+        signals.handling()
+        raise _interrupted(job, settings, started) from None
+    except OSError as e:
+        _set_aside(settings.sweep_dir, job.table)
+        raise FatalError(_disk_message(e, settings.sweep_dir, job=job.name, sweep_id=settings.sweep_id)) from None
+    except FatalError as e:
+        _set_aside(settings.sweep_dir, job.table)  # a write cut short by the failure: not left in the table
+        raise FatalError(f"{e}{_ray_data_log()}") from None
+    _compact(table_dir)
+    for spec, s in zip(specs, summaries):
+        print(f"[{spec.name}]")
+        print("\n".join(s.lines()))
+    return exit_code(summaries)
+
+
+class _NoTracebacks(logging.Filter):
+    """Ray Data's error records with a stack trace go to its log file only; the command's last line names
+    the root cause in one sentence (``--verbose`` shows them)."""
+
+    MARKS = ("Traceback", "Full stack trace", "An exception was raised from a task", "Exception occurred in")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        return not (record.exc_info or any(m in record.getMessage() for m in self.MARKS))
+
+
+def _quiet_ray_data_tracebacks() -> None:
+    import ray.data  # noqa: F401 - configures its loggers
+    for h in logging.getLogger("ray.data").handlers:
+        console = isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        if console and not any(isinstance(f, _NoTracebacks) for f in h.filters):
+            h.addFilter(_NoTracebacks())
+
+
+def _ray_data_log() -> str:
+    try:
+        from ray.data._internal.logging import get_log_directory
+        d = get_log_directory()
+        return f" (the full trace: {d}/ray-data.log)" if d else ""
+    except Exception:  # noqa: BLE001 - only a pointer for the user
+        return ""
+
+
+def _compact(table_dir: Path) -> None:
+    """Many small files into few (the lease holder only); a failure leaves the files as they are."""
+    from longsweep.results import compact_table
+    try:
+        done = compact_table(table_dir)
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - compaction is housekeeping: the rows stay readable without it
+        print(f"[longsweep] {table_dir}: files not compacted ({type(e).__name__}: {e})", file=sys.stderr)
+        return
+    if done:
+        print(f"[longsweep] {table_dir}: {done[0]} files compacted into {done[1]}", file=sys.stderr)
+
+
+def _set_aside(sweep_dir: Path, table: str) -> None:
+    """After a failed write: a file cut short goes to quarantine/, writers' temporaries are removed."""
+    from longsweep.results import quarantine_unreadable
+    try:
+        quarantine_unreadable(sweep_dir, table)
+    except OSError:
+        pass
+
+
+def _rows_since(table_dir: Path, since: str) -> int:
+    from longsweep.results import read_table
+    t = read_table(table_dir, columns=["key", "finished_at"])
+    return 0 if t is None else sum(1 for f in t.column("finished_at").to_pylist() if (f or "") >= since)
+
+
+def _stop_ray() -> None:
+    """Disconnect: the actors this driver owns stop (an embedded Ray stops whole)."""
+    try:
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # noqa: BLE001 - stopping is best effort; the process ends next
+        pass
+
+
+def _interrupted(job: Job, settings, started: str) -> InterruptedSweep:
+    """SIGINT / SIGTERM arrived: stop the actors, record it in the manifest, one line for the user."""
+    from longsweep.results import now_iso, write_manifest
+    from longsweep.runtime import signals
+    sig, out = signals.name(), Path(settings.sweep_dir)
+    _stop_ray()
+    n = _rows_since(out / job.table, started)
+    try:
+        write_manifest(out, sweep_id=settings.sweep_id, job=job.name, started_at=started, finished_at=now_iso(),
+                       interrupted=sig, rows_this_run=n)
+        rec = "the manifest says interrupted"
+    except OSError as e:
+        rec = f"the manifest could not be written ({e.strerror})"
+    return InterruptedSweep(f"{sig}: the sweep stopped cleanly; {n} rows written by this run are kept, {rec}; "
+                            f"run the same command again to finish the rest", signals.exit_code())
+
+
+def _disk_message(e: OSError, out: Path, *, job: str | None = None, sweep_id: str | None = None) -> str:
+    """One sentence for a write that failed (a full disk above all), saying whether the manifest has it."""
+    import errno
+    from longsweep.results import now_iso, write_manifest
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EROFS: "the file system is read-only"}.get(e.errno, "a file could not be written")
+    msg = f"{what}: {e.strerror or e} ({e.filename or out})"
+    try:
+        write_manifest(out, sweep_id=sweep_id, job=job, finished_at=now_iso(), fatal=msg)
+        rec = "the manifest records it"
+    except OSError as e2:
+        rec = f"the manifest could not be written either ({e2.strerror or e2})"
+    return f"{msg}. Rows written so far are kept and {rec}; free some space and rerun the same command"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from longsweep.jobs.review import ReviewJob, split_list
+    from longsweep.jobs.review.driver import prepare_all
     from longsweep.papers.layout import LayoutError, discover
-    from longsweep.review import prepare_all
 
-    spec = with_window(get_model(args.model, args.models_file), args.window)
-    opts = load_review_options(None, keep_hidden=args.keep_hidden or None)
+    spec = get_model(args.model, args.models_file).with_window(args.window)
+    opts = load_options(ReviewJob.Options, None, ReviewJob.options_file, keep_hidden=args.keep_hidden or None)
     try:
-        papers = discover(args.papers_dir, _versions(args.versions))
+        papers = discover(args.papers_dir, split_list(args.versions))
     except LayoutError as e:
         raise InputError(str(e)) from None
     recs = [p["record"] for p in prepare_all(papers, spec, opts, use_ray=False)]
     if args.json:
         for r in recs:
-            print(json.dumps(r, default=str))
+            print(json.dumps(r.model_dump(), default=str))
     else:
         print(f"{'paper':<40} {'ver':<4} {'pages':>5} {'img':>3} {'tokens':>7} {'budget':>7} {'after':>7}  stages / error")
         for r in recs:
-            what = r.get("error") or (",".join(r.get("truncation_stages") or []) or "fits")
-            hidden = "  HIDDEN TEXT" if r.get("hidden_text") else ""
-            print(f"{r['paper_id'][:40]:<40} {r['version']:<4} {r.get('pages') or 0:>5} {r.get('n_images') or 0:>3} "
-                  f"{r.get('tokens_full') or 0:>7} "
-                  f"{r.get('budget_tokens') or 0:>7} {r.get('tokens_fitted') or 0:>7}  {what}{hidden}")
-    return 1 if any(r.get("error") for r in recs) else 0
-
-
-def cmd_review(args: argparse.Namespace) -> int:
-    from longsweep.cli import parse_actors
-    from longsweep.papers.layout import LayoutError
-    from longsweep.review import run_review
-    from longsweep.runtime.cluster import connect
-
-    opts = load_review_options(args.config, runs=args.runs, max_figures=args.max_figures)
-    specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
-    budget = checked_before_ray(args, specs)
-    out, sid = sweep_dir_for(args, "review")
-    print(connect(args.address), file=sys.stderr)
-    code = 0
-    for spec in specs:
-        try:
-            s = run_review(args.papers_dir, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
-                           versions=_versions(args.versions), limit=args.limit,
-                           concurrency=parse_actors(args.actors), batch_items=args.batch_items or default_batch(spec, 4),
-                           budget=budget)
-        except LayoutError as e:
-            raise InputError(str(e)) from None
-        print(f"[{spec.name}]")
-        print("\n".join(s.lines()))
-        code = max(code, exit_code(s))
-        if s.stopped:
-            break
-    return code
+            what = r.error or (",".join(r.truncation_stages) or "fits")
+            hidden = "  HIDDEN TEXT" if r.hidden_text else ""
+            print(f"{r.paper_id[:40]:<40} {r.version:<4} {r.pages or 0:>5} {r.n_images or 0:>3} "
+                  f"{r.tokens_full or 0:>7} {r.budget_tokens or 0:>7} {r.tokens_fitted or 0:>7}  {what}{hidden}")
+    return ExitCode.ITEM_ERRORS if any(r.error for r in recs) else ExitCode.OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from longsweep.export import export_reviews
     n = export_reviews(Path(args.results_dir), Path(args.to))
     print(f"wrote {n} review files under {args.to}")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -248,27 +329,4 @@ def cmd_report(args: argparse.Namespace) -> int:
         from longsweep.report_plots import write_plots
         for p in write_plots(rep, args.plots):
             print(f"plot: {p}", file=sys.stderr)
-    return 0
-
-
-def cmd_stories(args: argparse.Namespace) -> int:
-    from longsweep.cli import parse_actors
-    from longsweep.runtime.cluster import connect
-    from longsweep.stories_job import StoryOptions, run_stories
-
-    opts = load_options(StoryOptions, args.config, "stories.yaml", runs=args.runs, max_tokens=args.max_tokens,
-                        reset=args.reset)
-    specs = [with_window(get_model(n, args.models_file), args.window) for n in args.model]
-    budget = checked_before_ray(args, specs)
-    out, sid = sweep_dir_for(args, "stories")
-    print(connect(args.address), file=sys.stderr)
-    code = 0
-    for spec in specs:  # several models run one after another into one table
-        s = run_stories(args.sequences, spec=spec, sweep_dir=out, sweep_id=sid, opts=opts,
-                        concurrency=parse_actors(args.actors), batch_items=args.batch_items or 1, budget=budget)
-        print(f"[{spec.name}]")
-        print("\n".join(s.lines()))
-        code = max(code, exit_code(s))
-        if s.stopped:
-            break
-    return code
+    return ExitCode.OK

@@ -189,7 +189,8 @@ class WorkerPolicy(_Strict):
 
     min_chars: int = Field(10, ge=0, description="An answer shorter than this (stripped) is retried.")
     max_retries: int = Field(2, ge=0, description="Retries after the first attempt.")
-    reset_after_chars: int | None = Field(5000, gt=0, description="Reset model state after an answer this long; None = never.")
+    reset_after_chars: int | None = Field(None, gt=0, description="Reset model state after an answer this long; "
+                                                                 "None = never (the story job sets the seed's 5,000).")
     reset_on_failure: bool = True
     fault_injection: dict[str, str] | None = Field(None, description="Tests only: {item key: 'exit_once:<marker file>' | 'raise'} or {'load': 'raise'}.")
 

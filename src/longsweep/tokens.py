@@ -9,10 +9,7 @@ marked as such.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from longsweep.config import ModelSpec
+from typing import Protocol, runtime_checkable
 
 Message = dict[str, str]
 
@@ -105,29 +102,3 @@ class TiktokenTokenizer:
 
     def encode_messages(self, messages: list[Message]) -> list[int]:
         return self.encode(self.render(messages))
-
-
-def load_tokenizer(spec: "ModelSpec", *, fallback: str | None = None) -> Tokenizer:
-    """The model's own tokenizer, without loading weights.
-
-    llama.cpp models: the GGUF's vocabulary (``vocab_only``) and its chat template.
-    vLLM models: the Hugging Face tokenizer of the folder (or ``spec.tokenizer``).
-    ``fallback`` ("tiktoken" or "chars/N") is used only when asked for, and its
-    counts are estimates (``tokenizer.exact`` is False).
-    """
-    if fallback:
-        if fallback == "tiktoken":
-            return TiktokenTokenizer()
-        if fallback.startswith("chars/"):
-            return HeuristicTokenizer(float(fallback.split("/", 1)[1]))
-        raise ValueError(f"unknown fallback tokenizer {fallback!r} (use 'tiktoken' or 'chars/N')")
-    if spec.backend == "llama_cpp":
-        from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
-        return LlamaCppTokenizer(spec.resolve_weights(), supports_system=spec.supports_system_role)
-    name = spec.tokenizer or spec.resolve_weights()
-    if spec.backend == "openai" and name.endswith(".gguf"):
-        from longsweep.config import resolve_path
-        from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
-        return LlamaCppTokenizer(str(resolve_path(name, spec.registry_dir)), supports_system=spec.supports_system_role)
-    from longsweep.engines.hf_tokenizer import HFTokenizer
-    return HFTokenizer(name, supports_system=spec.supports_system_role)

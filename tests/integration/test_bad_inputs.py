@@ -9,13 +9,12 @@ import shutil
 import pyarrow.parquet as pq
 import pymupdf
 import pytest
-from helpers import write_bad_files
+from helpers import run_one, write_bad_files
 
-from longsweep.commands import with_window
 from longsweep.config import WorkerPolicy
-from longsweep.papers.prepare import ReviewOptions
+from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import make_paper_pdf
-from longsweep.review import run_review
+from longsweep.jobs.review import ReviewJob
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +40,11 @@ def test_bad_inputs_are_error_rows_and_the_rest_is_reviewed(ray_local, smollm, t
     papers = tmp_path / "papers"
     papers.mkdir()
     _bad_papers(papers)
-    spec = with_window(smollm, 1024)
+    spec = smollm.with_window(1024)
     # one attempt per item: this test is about inputs, not review quality
-    s = run_review(papers, spec=spec, sweep_dir=tmp_path / "out", sweep_id="bad", versions=["v1", "v2"],
-                   opts=ReviewOptions(runs=1, completion_reserve=160), concurrency=(2, 2), batch_items=2,
-                   policy=WorkerPolicy(max_retries=0))
+    job = ReviewJob(ReviewOptions(runs=1, completion_reserve=160, versions=["v1", "v2"]), papers,
+                    policy=WorkerPolicy(max_retries=0))
+    s = run_one(job, spec, tmp_path / "out", sweep_id="bad", concurrency=(2, 2), batch_items=2)
     rows = pq.read_table(tmp_path / "out" / "reviews").to_pylist()
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 14

@@ -10,11 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from longsweep.commands import with_window
 from longsweep.export import export_reviews
-from longsweep.papers.prepare import ReviewOptions
+from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import make_samples
-from longsweep.review import run_review
+
+from helpers import run_one
+from longsweep.jobs.review import ReviewJob
 
 pytestmark = pytest.mark.integration
 
@@ -35,9 +36,9 @@ def papers(tmp_path_factory, papers_dir):
 
 
 def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path):
-    spec = with_window(smollm, 2048)
-    s = run_review(papers, spec=spec, sweep_dir=tmp_path, sweep_id="rv", opts=OPTS, versions=["v1", "v2"],
-                   concurrency=(2, 2), batch_items=2)
+    spec = smollm.with_window(2048)
+    opts = OPTS.model_copy(update={"versions": ["v1", "v2"]})
+    s = run_one(ReviewJob(opts, papers), spec, tmp_path, sweep_id="rv", concurrency=(2, 2), batch_items=2)
     rows = pq.read_table(tmp_path / "reviews").to_pylist()
     keys = [r["key"] for r in rows]
     expected = {f"{p.name}/{v}/run{k}/smollm2-135m" for p in papers.iterdir() for v in ("v1", "v2") for k in (1, 2)}

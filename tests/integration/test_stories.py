@@ -5,8 +5,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from longsweep.commands import with_window
-from longsweep.stories_job import StoryOptions, run_stories
+from longsweep.jobs.stories import StoriesJob, StoryOptions
+
+from helpers import run_one
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +40,8 @@ def test_prefix_reuse_gives_the_same_greedy_text_with_less_prefill(ray_local, sm
     f = tmp_path / "s.yaml"
     f.write_text(SEQ)
     common = dict(max_tokens=48, temperature=0.0, repetition_penalty=1.0, buffer=0)
-    run_stories(f, spec=smollm, sweep_dir=tmp_path / "reuse", sweep_id="a", opts=StoryOptions(reset="never", **common))
-    run_stories(f, spec=smollm, sweep_dir=tmp_path / "reset", sweep_id="b", opts=StoryOptions(reset="every_turn", **common))
+    run_one(StoriesJob(StoryOptions(reset="never", **common), f), smollm, tmp_path / "reuse", sweep_id="a")
+    run_one(StoriesJob(StoryOptions(reset="every_turn", **common), f), smollm, tmp_path / "reset", sweep_id="b")
     reuse, reset = _rows(tmp_path / "reuse" / "stories"), _rows(tmp_path / "reset" / "stories")
     assert [r["turn"] for r in reuse] == [1, 2, 3] and all(r["status"] == "ok" for r in reuse + reset)
     assert [r["response"] for r in reuse] == [r["response"] for r in reset]
@@ -58,9 +59,9 @@ def test_history_outgrows_a_small_window(ray_local, smollm, tmp_path):
                         for i in range(1, 11))
     f = tmp_path / "long.yaml"
     f.write_text(f"sequences:\n  - id: long\n    prompts:\n{prompts}\n")
-    spec = with_window(smollm, 1024)
+    spec = smollm.with_window(1024)
     opts = StoryOptions(max_tokens=200, temperature=0.0, repetition_penalty=1.1, buffer=8, min_chars=1)
-    run_stories(f, spec=spec, sweep_dir=tmp_path, sweep_id="w", opts=opts)
+    run_one(StoriesJob(opts, f), spec, tmp_path, sweep_id="w")
     rows = _rows(tmp_path / "stories")
     assert len(rows) == 10 and all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     assert all(r["context_tokens"] + 200 + 8 <= 1024 for r in rows)
@@ -73,8 +74,7 @@ def test_forced_empty_answers_retry_then_error_and_others_go_on(ray_local, smoll
     f = tmp_path / "s.yaml"
     f.write_text(SEQ + f"  - id: mute\n    stop: {stops}\n    prompts:\n"
                  '      - {name: a, text: "Tell me a story."}\n      - {name: b, text: "Continue."}\n')
-    run_stories(f, spec=smollm, sweep_dir=tmp_path, sweep_id="e",
-                opts=StoryOptions(max_tokens=32, max_retries=2, min_chars=10), concurrency=(1, 1))
+    run_one(StoriesJob(StoryOptions(max_tokens=32, max_retries=2, min_chars=10), f), smollm, tmp_path, sweep_id="e")
     rows = {r["key"]: r for r in _rows(tmp_path / "stories")}
     mute1 = rows["mute/run1/smollm2-135m/turn01"]
     assert mute1["status"] == "error" and mute1["attempts"] == 3 and mute1["resets"] >= 2
@@ -88,10 +88,10 @@ def test_story_seed_json_runs_and_resumes(ray_local, smollm, tmp_path):
                                         {"name": "p2", "text": "Who lives there?"}],
                              "bad": [{"name": "p1", "text": ""}]}))
     opts = StoryOptions(max_tokens=32, runs=2)
-    s = run_stories(f, spec=smollm, sweep_dir=tmp_path, sweep_id="j", opts=opts, concurrency=(1, 1))
+    s = run_one(StoriesJob(opts, f), smollm, tmp_path, sweep_id="j")
     rows = _rows(tmp_path / "stories")
     assert len(rows) == 2 * 2 + 2  # 2 runs x 2 turns, and the bad sequence's error row per run
     assert {r["error_kind"] for r in rows if r["sequence_id"] == "bad"} == {"bad_input"}
     assert s.rows == 6
-    again = run_stories(f, spec=smollm, sweep_dir=tmp_path, sweep_id="j", opts=opts, concurrency=(1, 1))
+    again = run_one(StoriesJob(opts, f), smollm, tmp_path, sweep_id="j")
     assert again.ran == 0 and len(_rows(tmp_path / "stories")) == 6

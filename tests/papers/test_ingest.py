@@ -9,9 +9,9 @@ from longsweep.config import get_model
 from longsweep.papers.document import IngestError
 from longsweep.papers.ingest import ingest, ingest_pdf
 from longsweep.papers.layout import LayoutError, discover
-from longsweep.papers.prepare import ReviewOptions
+from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import HIDDEN_SENTENCE, make_paper_pdf
-from longsweep.review import prepare_all
+from longsweep.jobs.review.driver import prepare_all
 
 
 def _pdf_with_hidden(path):
@@ -40,7 +40,7 @@ def test_hidden_text_is_flagged_and_stripped(tmp_path):
 def test_hidden_sentence_not_in_the_review_prompt(tmp_path, smollm):
     make_paper_pdf(tmp_path / "p" / "v1.pdf", title="T", topic="x", seed=1, hidden=True)
     (rec,) = prepare_all(discover(tmp_path), smollm, ReviewOptions(), use_ray=False)
-    assert rec["record"]["hidden_text"] and rec["record"]["hidden_text_chars"] > 0
+    assert rec["record"].hidden_text and rec["record"].hidden_text_chars > 0
     assert HIDDEN_SENTENCE not in json.dumps(rec["messages"])
 
 
@@ -58,9 +58,9 @@ def test_bad_files_do_not_stop_the_others(tmp_path, smollm):
     write_bad_files(tmp_path)
     make_paper_pdf(tmp_path / "good.pdf", title="Good paper", topic="x", seed=2)
     recs = [p["record"] for p in prepare_all(discover(tmp_path), smollm, ReviewOptions(), use_ray=False)]
-    by = {r["paper_id"]: r for r in recs}
-    assert by["good"]["error"] is None and by["good"]["tokens_fitted"] > 0
-    assert {by[k]["error_kind"] for k in ("empty", "notpdf", "corrupt", "encrypted", "imageonly", "badutf8")} == \
+    by = {r.paper_id: r for r in recs}
+    assert by["good"].error is None and by["good"].tokens_fitted > 0
+    assert {by[k].error_kind for k in ("empty", "notpdf", "corrupt", "encrypted", "imageonly", "badutf8")} == \
         {"empty_file", "not_pdf", "corrupt_pdf", "encrypted", "no_text", "bad_utf8"}
 
 

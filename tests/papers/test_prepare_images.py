@@ -9,7 +9,8 @@ import base64
 from longsweep.config import ModelSpec
 from longsweep.papers.ingest import ingest_markdown
 from longsweep.papers.layout import PaperFile
-from longsweep.papers.prepare import ReviewOptions, prepare_paper
+from longsweep.jobs.review.options import ReviewOptions
+from longsweep.jobs.review.prepare import prepare_paper
 from longsweep.papers.samples import _figure_png, make_paper_pdf
 from longsweep.tokens import HeuristicTokenizer
 
@@ -29,13 +30,13 @@ def test_a_model_that_takes_images_gets_the_figure_and_pays_for_it(tmp_path):
     pf = _pdf(tmp_path)
     vis = prepare_paper(pf, VISION, TOK, ReviewOptions())
     txt = prepare_paper(pf, TEXT, TOK, ReviewOptions())
-    assert vis.record["n_images"] == 1 and txt.record["n_images"] == 0
+    assert vis.record.n_images == 1 and txt.record.n_images == 0
     assert base64.b64decode(vis.images[0])[:8] == b"\x89PNG\r\n\x1a\n" and txt.images == []
     user_vis, user_txt = vis.messages[-1]["content"], txt.messages[-1]["content"]
     assert user_vis.count("<image>") == 1 and "Figure 1 (page" in user_vis and "Figure captions:" not in user_vis
     assert "<image>" not in user_txt and "Figure captions:\n- Figure 1: Throughput" in user_txt
     # the image's tokens come out of the text's budget
-    assert vis.record["budget_tokens"] == txt.record["budget_tokens"] - 100
+    assert vis.record.budget_tokens == txt.record.budget_tokens - 100
 
 
 def test_text_only_backends_never_get_images(tmp_path):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from longsweep.cli import EXIT_BAD_INPUT, main
+from longsweep.cli import main
+from longsweep.errors import ExitCode
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def test_bad_config_is_refused_before_any_work(case, cmd, papers, tmp_path, caps
     target = str(papers) if cmd == "review" else str(PROJECT_ROOT / "config" / "sequences" / "default.yaml")
     code = main([cmd, target, "--models-file", str(models), "--out", str(out), *flags])
     err = capsys.readouterr().err
-    assert code == EXIT_BAD_INPUT, err
+    assert code == ExitCode.BAD_INPUT, err
     assert message in err
     assert "ray:" not in err, "Ray was contacted before the config was checked"
     assert not out.exists(), "a results folder was written for a refused config"
@@ -58,4 +59,4 @@ def test_bad_review_options_file_names_the_field(papers, tmp_path, capsys):
     code = main(["review", str(papers), "--models-file", str(models), "--model", "m", "--config", str(opts),
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == EXIT_BAD_INPUT and "review.yaml: preserve_ratio" in err
+    assert code == ExitCode.BAD_INPUT and "review.yaml: preserve_ratio" in err

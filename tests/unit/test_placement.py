@@ -42,3 +42,19 @@ def test_custom_resources_are_validated():
     from longsweep.config import ConfigError, validate, Resources
     with pytest.raises(ConfigError, match="custom"):
         validate(Resources, {"custom": {"x": "many"}}, "models.yaml: models.m.resources")
+
+
+def test_placement_groups_of_a_sweep_are_removed_when_it_ends_or_their_actor_is_gone(ray_local):
+    """Real placement groups on the local Ray (bundles that cannot be placed here stay PENDING; the test is
+    about their removal): made per actor by Ray Data's hook, all removed by release(); a group whose actor
+    died is removed by release_orphans() while the sweep runs."""
+    from ray.util import placement_group_table
+    from longsweep.runtime.placement import RemoteArgs
+    s = _spec(vllm={"tensor_parallel_size": 2}, resources={"num_gpus": 2})
+    args = RemoteArgs(s)
+    made = [args() for _ in range(3)]
+    pgs = [m["scheduling_strategy"].placement_group for m in made]
+    assert len(args.created) == 3
+    assert all(placement_group_table(pg)["state"] in ("PENDING", "CREATED") for pg in pgs)
+    assert args.release() == 3 and args.created == []
+    assert all(placement_group_table(pg)["state"] == "REMOVED" for pg in pgs)

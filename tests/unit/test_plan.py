@@ -37,13 +37,14 @@ def test_empty_and_cost():
 
 
 def test_packed_batch_carries_each_prompt_once_and_unpacks_to_the_same_items():
+    from longsweep.jobs.base import WorkItem
     from longsweep.runtime.plan import pack_batch, unpack_batch
     shared = [{"role": "user", "content": "x" * 10_000}]
     other = [{"role": "user", "content": "y" * 10_000}]
     images = ["i" * 20_000]
-    batch = [{"key": f"p/v1/run{k}", "cost": 1.0, "messages": shared, "images": images} for k in (1, 2, 3)] + \
-            [{"key": "q/v1/run1", "cost": 1.0, "messages": other, "images": []},
-             {"key": "nomsg", "cost": 1.0, "prompts": []}]
+    batch = [WorkItem(key=f"p/v1/run{k}", cost=1.0, payload={"messages": shared, "images": images}) for k in (1, 2, 3)]
+    batch += [WorkItem(key="q/v1/run1", cost=1.0, payload={"messages": other, "images": []}),
+              WorkItem(key="nomsg", cost=1.0, payload={"prompts": []})]
     blob = pack_batch(batch)
     assert len(blob) < 45_000  # two distinct prompts of 10k characters and one image of 20k, not 3x
     assert unpack_batch(blob) == batch

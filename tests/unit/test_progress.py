@@ -14,3 +14,80 @@ def test_progress_counts_rows_written_after_start(tmp_path):
     assert (p.done, p.errors, p.tokens) == (2, 1, 10)
     line = out.getvalue().strip().splitlines()[-1]
     assert "rows 2/3 (+1 done before)" in line and "errors 1" in line and "ETA" in line
+
+
+class _Waiting:
+    """A ResourceWait stand-in: waiting from the first poll, expired after `polls` polls."""
+
+    def __init__(self, polls):
+        self.polls, self.n = polls, 0
+
+    def poll(self):
+        self.n += 1
+
+    def note(self):
+        return "waiting for the autoscaler (gpu-node) to add a node with GPU 1: 3s of --wait-for-resources 9" \
+            if self.n else None
+
+    def expired(self):
+        return "no node joined within --wait-for-resources 9 s" if self.n >= self.polls else None
+
+
+def test_waiting_for_resources_is_on_the_line_and_the_deadline_stops_the_sweep(tmp_path):
+    import threading
+    import time
+    out = io.StringIO()
+    p = Progress(tmp_path, total=2, already=set(), every_s=60, stream=out, poll_s=0.05, waiter=_Waiting(3))
+    stopped = threading.Event()
+
+    def sweep():  # stands for Ray Data's blocking write in a model's thread (it polls every 10 ms)
+        try:
+            with p:
+                for _ in range(3000):
+                    time.sleep(0.01)
+        except KeyboardInterrupt:
+            stopped.set()
+
+    th = threading.Thread(target=sweep)
+    th.start()
+    th.join(timeout=20)
+    assert stopped.is_set(), "the deadline did not interrupt the sweep's thread"
+    text = out.getvalue()
+    assert "-- waiting for the autoscaler (gpu-node)" in text
+    assert "stopping: no node joined within --wait-for-resources 9 s" in text
+    assert p.fatal and p.stop_reason is None
+
+
+def test_feasibility_arithmetic():
+    from longsweep.config import get_model
+    from longsweep.runtime.feasibility import actor_demand, fits, fmt
+    spec = get_model("smollm2-135m")
+    gpu = spec.model_copy(update={"resources": spec.resources.model_copy(update={"num_gpus": 1, "memory_gb": 2,
+                                                                                "custom": {"slot": 1}})})
+    need = actor_demand(gpu)
+    assert need == {"CPU": 1.0, "GPU": 1.0, "memory": 2 * 2**30, "slot": 1.0}
+    assert not fits(need, {"CPU": 8, "memory": 64 * 2**30, "slot": 1})
+    assert fits(need, {"CPU": 8, "GPU": 1, "memory": 64 * 2**30, "slot": 2})
+    assert fmt(need) == "CPU 1, GPU 1, memory 2.0 GiB, slot 1"
+
+
+def test_autoscaler_node_types_from_its_config(tmp_path):
+    from longsweep.runtime.feasibility import types_from_file
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    types = {t.name: t for t in types_from_file(root / "cluster.yaml")}
+    assert types["head"].max_count == 0  # the head is never added
+    assert any((t.resources or {}).get("GPU") == 1 and t.max_count > 0 for t in types.values())
+
+
+def test_ticker_speaks_at_once_and_stops_when_a_progress_starts(tmp_path):
+    import time
+    from longsweep.runtime.progress import ticker
+    out = io.StringIO()
+    with ticker("planning stories", every_s=0.1, stream=out):
+        time.sleep(0.35)
+        n = out.getvalue().count("[longsweep] planning stories")
+        with Progress(tmp_path, total=1, already=set(), every_s=60, stream=io.StringIO()):
+            time.sleep(0.35)
+    assert n >= 2 and out.getvalue().startswith("[longsweep] planning stories (0s)")
+    assert out.getvalue().count("[longsweep] planning stories") <= n + 1

@@ -3,7 +3,7 @@
 from longsweep.budget import PromptTooLongError
 from longsweep.config import WorkerPolicy
 from longsweep.engines.base import GenerationRequest, GenerationResult
-from longsweep.runtime.retry import Job, StateKeeper, run_rounds
+from longsweep.runtime.retry import RetryItem as Job, StateKeeper, run_rounds
 
 
 class Scripted:

@@ -1,6 +1,7 @@
 import pytest
 
-from longsweep.tokens import HeuristicTokenizer, TiktokenTokenizer, count, count_messages, load_tokenizer, merge_system
+from longsweep.engines.registry import load_tokenizer
+from longsweep.tokens import HeuristicTokenizer, TiktokenTokenizer, count, count_messages, merge_system
 
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three colours."}]
 

@@ -12,14 +12,14 @@ pytestmark = pytest.mark.vllm
 
 
 def test_review_sweep_sends_figures_as_images(ray_local, vlm_spec, tmp_path):
-    from longsweep.papers.prepare import ReviewOptions
+    from longsweep.jobs.review.options import ReviewOptions
     from longsweep.papers.samples import make_samples
-    from longsweep.review import run_review
+    from longsweep.jobs.review import ReviewJob
 
     papers = make_samples(tmp_path / "papers", n_papers=2, hidden_in_first=False)
-    opts = ReviewOptions(runs=1, completion_reserve=64, temperature=0.0)
-    s = run_review(papers, spec=vlm_spec, sweep_dir=tmp_path / "out", sweep_id="img", opts=opts,
-                   versions=["v1", "v2"], concurrency=(1, 1), batch_items=4)
+    from helpers import run_one
+    opts = ReviewOptions(runs=1, completion_reserve=64, temperature=0.0, versions=["v1", "v2"])
+    s = run_one(ReviewJob(opts, papers), vlm_spec, tmp_path / "out", sweep_id="img", batch_items=4)
     rows = pq.read_table(tmp_path / "out" / "reviews").to_pylist()
     assert s.rows == len(rows) == 4 and len({r["key"] for r in rows}) == 4
     per_image = vlm_spec.tokens_per_image

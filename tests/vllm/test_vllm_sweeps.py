@@ -3,22 +3,21 @@
 import pyarrow.parquet as pq
 import pytest
 
-from longsweep.commands import with_window
 
 pytestmark = pytest.mark.vllm
 
 
 def test_review_sweep_on_vllm(ray_local, vllm_spec, tmp_path):
-    from longsweep.papers.prepare import ReviewOptions
+    from longsweep.jobs.review.options import ReviewOptions
     from longsweep.papers.samples import make_samples
-    from longsweep.review import run_review
+    from longsweep.jobs.review import ReviewJob
 
     papers = make_samples(tmp_path / "papers", n_papers=2)
-    spec = with_window(vllm_spec, 2048)
+    spec = vllm_spec.with_window(2048)
     # vLLM's repetition penalty also counts the prompt's tokens: keep it mild
-    opts = ReviewOptions(runs=2, completion_reserve=320, temperature=0.7, repetition_penalty=1.1)
-    s = run_review(papers, spec=spec, sweep_dir=tmp_path / "out", sweep_id="vr", opts=opts, versions=["v1", "v2"],
-                   concurrency=(1, 1), batch_items=8)
+    from helpers import run_one
+    opts = ReviewOptions(runs=2, completion_reserve=320, temperature=0.7, repetition_penalty=1.1, versions=["v1", "v2"])
+    s = run_one(ReviewJob(opts, papers), spec, tmp_path / "out", sweep_id="vr", batch_items=8)
     rows = pq.read_table(tmp_path / "out" / "reviews").to_pylist()
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 8 and s.rows == 8
@@ -33,15 +32,15 @@ def test_review_sweep_on_vllm(ray_local, vllm_spec, tmp_path):
 
 
 def test_story_sweep_on_vllm_runs_sequences_in_lockstep(ray_local, vllm_spec, tmp_path):
-    from longsweep.stories_job import StoryOptions, run_stories
+    from longsweep.jobs.stories import StoriesJob, StoryOptions
 
     f = tmp_path / "s.yaml"
     system = "You are a storyteller who writes short, vivid scenes. " * 30  # several full KV blocks
     f.write_text("sequences:\n"
                  f"  - id: a\n    system: {system}\n    prompts: [\"Begin a story about a cat.\", \"Continue.\", \"End it.\"]\n"
                  f"  - id: b\n    system: {system}\n    prompts: [\"Begin a story about a ship.\", \"Continue.\", \"End it.\"]\n")
-    run_stories(f, spec=vllm_spec, sweep_dir=tmp_path, sweep_id="vs", opts=StoryOptions(max_tokens=32),
-                batch_items=2)
+    from helpers import run_one
+    run_one(StoriesJob(StoryOptions(max_tokens=32), f), vllm_spec, tmp_path, sweep_id="vs", batch_items=2)
     rows = sorted(pq.read_table(tmp_path / "stories").to_pylist(), key=lambda r: r["key"])
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
     # turn 3 of each sequence finds its earlier turns in vLLM's prefix cache

@@ -7,11 +7,11 @@ constructor, so ``import longsweep`` loads neither vllm, llama_cpp nor torch.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from longsweep.budget import check_request
-from longsweep.errors import EngineLoadError  # noqa: F401 - re-exported for adapters
+from longsweep.errors import EngineLoadError  # noqa: F401 - adapters import it from here too
 from longsweep.tokens import Message, Tokenizer
 
 
@@ -42,7 +42,6 @@ class GenerationResult:
     latency_s: float = 0.0
     prefill_s: float | None = None
     decode_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens_per_s(self) -> float:
@@ -58,15 +57,28 @@ class Engine(abc.ABC):
     backend: str
     image_tokens: int = 0  # prompt tokens one image costs; 0: the engine takes no images
 
+    feeds: bool = False  # True: requests may enter one by one while others run (``agenerate``)
+
+    def _checked_ids(self, r: GenerationRequest) -> list[int]:
+        ids = self.tokenizer.encode_messages(r.messages)
+        if r.images and not self.image_tokens:
+            raise ValueError(f"{type(self).__name__} takes no images; the request has {len(r.images)}")
+        check_request(len(ids) + len(r.images) * self.image_tokens, r.max_tokens, self.context_window)
+        return ids
+
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         """Generate a batch. Every request is checked against the window first with exact
         counts; an over-long request raises ``PromptTooLongError`` and nothing is generated."""
-        ids = [self.tokenizer.encode_messages(r.messages) for r in requests]
-        for r, toks in zip(requests, ids):
-            if r.images and not self.image_tokens:
-                raise ValueError(f"{type(self).__name__} takes no images; the request has {len(r.images)}")
-            check_request(len(toks) + len(r.images) * self.image_tokens, r.max_tokens, self.context_window)
+        ids = [self._checked_ids(r) for r in requests]
         return self._generate(requests, ids)
+
+    async def agenerate(self, request: GenerationRequest) -> GenerationResult:
+        """One request, entering the engine while others run (engines with ``feeds``); checked as in
+        ``generate``. Raises ``EngineDeadError`` when the engine itself is dead."""
+        return await self._agenerate(request, self._checked_ids(request))
+
+    async def _agenerate(self, request: GenerationRequest, prompt_ids: list[int]) -> GenerationResult:
+        raise NotImplementedError(f"{type(self).__name__} is not fed one request at a time")
 
     @abc.abstractmethod
     def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:

@@ -1,9 +1,16 @@
-"""The exact tokenizer of a Hugging Face model folder (used for vLLM models)."""
+"""The exact tokenizer of a Hugging Face model folder (used for vLLM models).
+
+Counts are exact: ``encode_messages`` tokenizes the very string the chat template renders, with
+no second BOS. ``supports_system`` False folds a system message into the first user turn
+(``tokens.merge_system``); a template that needs a system message (SEA-E's) then cannot render,
+and says so with the registry field to change.
+"""
 
 from __future__ import annotations
 
 import os
 
+from longsweep.errors import ConfigError
 from longsweep.tokens import Message, merge_system
 
 
@@ -27,7 +34,15 @@ class HFTokenizer:
         return self._tok.encode(text, add_special_tokens=False)
 
     def render(self, messages: list[Message]) -> str:
-        return self._tok.apply_chat_template(self._msgs(messages), tokenize=False, add_generation_prompt=True)
+        from jinja2.exceptions import TemplateError
+        msgs = self._msgs(messages)
+        try:
+            return self._tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        except TemplateError as e:
+            roles = "/".join(m["role"] for m in msgs)
+            raise ConfigError(
+                f"{self.name}: the chat template cannot render a {roles} conversation ({e}); check the model's "
+                f"supports_system_role in the registry (now {str(self.supports_system).lower()})") from e
 
     def encode_messages(self, messages: list[Message]) -> list[int]:
         # The rendered template already holds its special tokens: do not add a second BOS.

@@ -11,7 +11,8 @@ import logging
 import time
 
 from longsweep.config import ModelSpec
-from longsweep.engines.base import Engine, EngineLoadError, GenerationRequest, GenerationResult
+from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
+from longsweep.errors import EngineLoadError
 from longsweep.engines.llama_tokenizer import LlamaCppTokenizer, _import_llama_cpp
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,6 @@ class LlamaCppEngine(Engine):
             prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
             cached_tokens=max(cached, 0), latency_s=latency,
             prefill_s=perf.t_p_eval_ms / 1000.0, decode_s=perf.t_eval_ms / 1000.0,
-            extra={"prefilled_tokens": int(perf.n_p_eval)},
         )
 
     def reset(self) -> None:

@@ -50,8 +50,6 @@ class LlamaCppTokenizer:
             bos_token=llama._model.token_get_text(bos) if bos != -1 else "",
             stop_token_ids=[eos],
         )
-        self.eos_token_id = eos
-        self.n_ctx_train = int(llama.metadata.get(f"{llama.metadata.get('general.architecture', 'llama')}.context_length", 0) or 0)
 
     def _format(self, messages: list[Message]):
         msgs = messages if self.supports_system else merge_system(messages)
@@ -70,6 +68,3 @@ class LlamaCppTokenizer:
         if self._fast is not None and (ids := self._fast.encode_special(res.prompt, not res.added_special)) is not None:
             return ids
         return self._llama.tokenize(res.prompt.encode("utf-8"), add_bos=not res.added_special, special=True)
-
-    def decode(self, ids: list[int]) -> str:
-        return self._llama.detokenize(ids).decode("utf-8", errors="replace")

@@ -1,20 +1,47 @@
-"""Engine construction by backend name, with the heavy import inside the adapter."""
+"""Engines and tokenizers by backend name, with the heavy import inside the adapter."""
 
 from __future__ import annotations
 
 from longsweep.config import ModelSpec
-from longsweep.engines.base import Engine, EngineLoadError
+from longsweep.engines.base import Engine
+from longsweep.errors import EngineLoadError
+from longsweep.tokens import HeuristicTokenizer, TiktokenTokenizer, Tokenizer
 
 
-def load_engine(spec: ModelSpec, **overrides) -> Engine:
+def load_engine(spec: ModelSpec) -> Engine:
     """Load the engine of ``spec``; raises ``EngineLoadError`` with what to do when it cannot."""
     if spec.backend == "llama_cpp":
         from longsweep.engines.llama_cpp import LlamaCppEngine
-        return LlamaCppEngine(spec, **overrides)
+        return LlamaCppEngine(spec)
     if spec.backend == "vllm":
         from longsweep.engines.vllm import VllmEngine
-        return VllmEngine(spec, **overrides)
+        return VllmEngine(spec)
     if spec.backend == "openai":
         from longsweep.engines.openai import OpenAIEngine
-        return OpenAIEngine(spec, **overrides)
+        return OpenAIEngine(spec)
     raise EngineLoadError(f"unknown backend {spec.backend!r}")
+
+
+def load_tokenizer(spec: ModelSpec, *, fallback: str | None = None) -> Tokenizer:
+    """The model's own tokenizer, without loading weights.
+
+    llama.cpp models: the GGUF's vocabulary (``vocab_only``) and its chat template.
+    vLLM models: the Hugging Face tokenizer of the folder (or ``spec.tokenizer``).
+    ``fallback`` ("tiktoken" or "chars/N") is used only when asked for, and its
+    counts are estimates (``tokenizer.exact`` is False).
+    """
+    if fallback:
+        if fallback == "tiktoken":
+            return TiktokenTokenizer()
+        if fallback.startswith("chars/"):
+            return HeuristicTokenizer(float(fallback.split("/", 1)[1]))
+        raise ValueError(f"unknown fallback tokenizer {fallback!r} (use 'tiktoken' or 'chars/N')")
+    if spec.backend == "llama_cpp":
+        from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
+        return LlamaCppTokenizer(spec.resolve_weights(), supports_system=spec.supports_system_role)
+    if spec.backend == "openai":
+        from longsweep.engines.openai import endpoint_tokenizer
+        return endpoint_tokenizer(spec)
+    name = spec.tokenizer or spec.resolve_weights()
+    from longsweep.engines.hf_tokenizer import HFTokenizer
+    return HFTokenizer(name, supports_system=spec.supports_system_role)

@@ -1,4 +1,5 @@
-"""vLLM adapter: the whole batch in one ``LLM.generate`` call, prefix caching on.
+"""vLLM adapter: fed request by request (``agenerate``, ``vllm_feed.EngineFeed``) or a whole batch in one
+``LLM.generate`` call; prefix caching on; structured outputs without free whitespace.
 
 Prompts go in as token ids rendered by ``HFTokenizer``, the same object the
 planner counts with, so the window check is exact. Works with plain ``vllm`` on
@@ -12,16 +13,26 @@ import os
 import time
 
 from longsweep.config import ModelSpec
-from longsweep.engines.base import Engine, EngineLoadError, GenerationRequest, GenerationResult
+from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
+from longsweep.errors import EngineDeadError, EngineLoadError
 from longsweep.engines.hf_tokenizer import HFTokenizer
 
 logger = logging.getLogger(__name__)
 
 
+def is_engine_dead(e: BaseException) -> bool:
+    """vLLM's own EngineDeadError, or a CUDA fault that leaves the device unusable."""
+    if type(e).__name__ == "EngineDeadError":
+        return True
+    text = str(e)
+    return any(s in text for s in ("CUDA error", "device-side assert", "CUBLAS_STATUS", "NCCL error"))
+
+
 class VllmEngine(Engine):
     backend = "vllm"
+    feeds = True
 
-    def __init__(self, spec: ModelSpec, **overrides):
+    def __init__(self, spec: ModelSpec):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in-process: 4 s start instead of 17 s
         try:
             import vllm
@@ -36,6 +47,9 @@ class VllmEngine(Engine):
             model=weights, tokenizer=spec.tokenizer or weights, max_model_len=spec.n_ctx, dtype=v.dtype, seed=0,
             gpu_memory_utilization=v.gpu_memory_utilization, tensor_parallel_size=v.tensor_parallel_size,
             enable_prefix_caching=v.enable_prefix_caching, enforce_eager=v.enforce_eager,
+            # JSON without free whitespace between tokens: vLLM reads this only at the engine level (a request's
+            # StructuredOutputsParams.disable_any_whitespace is ignored), and only with a named backend
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         if v.tensor_parallel_size > 1:
             # one Ray worker per GPU, inside the placement group the sweep made for this actor
@@ -51,7 +65,6 @@ class VllmEngine(Engine):
             # generator, which CPU generators cannot do. Whole-prompt prefill avoids it (a batch of eight
             # 2k-token review prompts at temperature 0.7: tests/vllm/test_vllm_sweeps.py).
             kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=int(kwargs["max_model_len"]))
-        kwargs.update(overrides)
         t0 = time.perf_counter()
         try:
             self._llm = vllm.LLM(**kwargs)
@@ -62,6 +75,7 @@ class VllmEngine(Engine):
         self.context_window = int(kwargs["max_model_len"])
         self.tokenizer = HFTokenizer(spec.tokenizer or weights, supports_system=spec.supports_system_role)
         self.image_tokens = spec.tokens_per_image if spec.takes_images else 0
+        self._feed = None  # started by the first ``agenerate``
         logger.info("vLLM loaded %s in %.2fs (max_model_len=%d)", weights, self.load_s, spec.n_ctx)
 
     def _params(self, r: GenerationRequest):
@@ -70,7 +84,7 @@ class VllmEngine(Engine):
         if r.json_schema is not None:
             from vllm.sampling_params import StructuredOutputsParams
             # no free whitespace between JSON tokens: small models otherwise fill max_tokens with blanks
-            kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema, disable_any_whitespace=True)
+            kw["structured_outputs"] = StructuredOutputsParams(json=r.json_schema)
         return self._SamplingParams(**kw)
 
     def _prompt(self, r: GenerationRequest, ids: list[int]) -> dict:
@@ -82,9 +96,13 @@ class VllmEngine(Engine):
     def _generate(self, requests: list[GenerationRequest], prompt_ids: list[list[int]]) -> list[GenerationResult]:
         prompts = [self._prompt(r, ids) for r, ids in zip(requests, prompt_ids)]
         t0 = time.perf_counter()
+        if self._feed is not None:  # the feed thread owns the engine now: a batch goes through it too
+            return self._generate_fed(requests, prompts, prompt_ids)
         try:
             outs = self._llm.generate(prompts, [self._params(r) for r in requests], use_tqdm=False)
-        except Exception:
+        except Exception as e:
+            if is_engine_dead(e):
+                raise EngineDeadError(f"vLLM engine is dead: {e}") from e
             self._abort_unfinished()
             raise
         wall = time.perf_counter() - t0
@@ -95,7 +113,7 @@ class VllmEngine(Engine):
                 text=c.text, finish_reason=c.finish_reason or "stop",
                 prompt_tokens=len(o.prompt_token_ids) if o.prompt_token_ids is not None else len(ids),
                 completion_tokens=len(c.token_ids), cached_tokens=o.num_cached_tokens,
-                latency_s=wall, extra={"batch_size": len(requests)},
+                latency_s=wall
             ))
         return results
 
@@ -111,12 +129,26 @@ class VllmEngine(Engine):
             logger.warning("could not abort unfinished vLLM requests: %s", e)
 
     def reset(self) -> None:
-        self._llm.reset_prefix_cache()
+        if self._feed is not None:  # fed: only when no request runs, never under running ones
+            self._feed.request_reset()
+        else:
+            self._llm.reset_prefix_cache()
 
     def close(self) -> None:
+        if getattr(self, "_feed", None) is not None:
+            self._feed.close()
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             del llm
+
+
+def _result(o, ids: list[int], wall: float) -> GenerationResult:
+    c = o.outputs[0]
+    return GenerationResult(  # prompt tokens as the engine evaluated them (images expanded)
+        text=c.text, finish_reason=c.finish_reason or "stop",
+        prompt_tokens=len(o.prompt_token_ids) if o.prompt_token_ids is not None else len(ids),
+        completion_tokens=len(c.token_ids), cached_tokens=o.num_cached_tokens, latency_s=wall,
+    )
 
 
 def _image(b64: str):

@@ -116,8 +116,13 @@ def _body_size(pages_spans: Counter) -> float:
 
 
 def ingest_pdf(path: str | Path, *, images_dir: str | Path | None = None, max_figures: int = 8,
-               keep_hidden: bool = False, tables: bool = False, figure_images: bool = False) -> Document:
+               keep_hidden: bool = False, tables: bool = False, figure_images: bool = False,
+               accept_repaired: bool = False) -> Document:
     """Convert a PDF; raises IngestError(kind) for files that are not readable papers.
+
+    A PDF that PyMuPDF had to repair (``Document.is_repaired``: cut short, a broken cross-reference table)
+    opens with whatever text could be recovered, often a fragment: it is ``damaged_pdf`` unless
+    ``accept_repaired``, and then the Document says ``repaired`` (the row's ``pdf_repaired``).
 
     ``figure_images=True`` keeps each raster figure as PNG bytes (``Figure.data``, at most
     ``MAX_IMAGE_SIDE`` pixels a side) for models that take images.
@@ -138,14 +143,25 @@ def ingest_pdf(path: str | Path, *, images_dir: str | Path | None = None, max_fi
             raise IngestError("encrypted", f"{path.name}: the PDF is encrypted (password needed)")
         if doc.page_count == 0:
             raise IngestError("corrupt_pdf", f"{path.name}: the PDF has no pages")
-        return _convert(doc, path, images_dir=images_dir, max_figures=max_figures, keep_hidden=keep_hidden,
-                        tables=tables, figure_images=figure_images)
+        _check_repaired(doc, path, accept_repaired)
+        out = _convert(doc, path, images_dir=images_dir, max_figures=max_figures, keep_hidden=keep_hidden,
+                       tables=tables, figure_images=figure_images)
+        _check_repaired(doc, path, accept_repaired)  # pages can be repaired as they are read
+        out.repaired = bool(doc.is_repaired)  # type: ignore[attr-defined]
+        return out
     except IngestError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged page stream is this paper's error only
         raise IngestError("corrupt_pdf", f"{path.name}: cannot read PDF ({type(e).__name__}: {e})") from None
     finally:
         doc.close()
+
+
+def _check_repaired(doc, path: Path, accept: bool) -> None:
+    if doc.is_repaired and not accept:
+        raise IngestError("damaged_pdf", f"{path.name}: the PDF is damaged (cut short or broken) and PyMuPDF had "
+                          f"to repair it, so its text may be a fragment ({doc.page_count} pages recovered); "
+                          f"--accept-repaired-pdfs reviews it anyway, flagged pdf_repaired")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -358,7 +374,7 @@ def ingest_markdown(path: str | Path, *, max_figures: int = 8, figure_images: bo
 def ingest(path: str | Path, **kw) -> Document:
     path = Path(path)
     if path.suffix.lower() == ".md":
-        for k in ("images_dir", "keep_hidden", "tables"):
+        for k in ("images_dir", "keep_hidden", "tables", "accept_repaired"):
             kw.pop(k, None)
         return ingest_markdown(path, **kw)
     return ingest_pdf(path, **kw)

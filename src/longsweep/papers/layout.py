@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from longsweep.errors import LayoutError  # noqa: F401
 
+import errno
 import json
+import logging
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
@@ -55,44 +61,96 @@ def _meta(folder: Path) -> tuple[dict[str, str], str | None]:
     return out, None
 
 
-def discover(papers_dir: str | Path, versions: list[str] | None = None) -> list[PaperFile]:
-    """Every (paper, version) to review; requested versions that are missing are error entries."""
+PAPER_SUFFIXES = (".pdf", ".md")
+
+
+def _kind(p: Path) -> tuple[str, str | None]:
+    """("file" | "dir" | "bad", why): what an entry is once symlinks are followed."""
+    try:
+        st = p.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "bad", f"{p.name}: a symlink loop"
+        if p.is_symlink():
+            return "bad", f"{p.name}: a broken symlink (to {os.readlink(p)})"
+        return "bad", f"{p.name}: cannot be read ({e.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", None
+    if stat.S_ISREG(st.st_mode):
+        return "file", None
+    return "bad", f"{p.name}: not a regular file"
+
+
+def _is_paper_name(p: Path) -> bool:
+    return p.suffix.lower() in PAPER_SUFFIXES and p.name.lower() != "readme.md" and not p.name.startswith(".")
+
+
+def _folder(p: Path, versions: list[str] | None) -> list[PaperFile]:
+    """The versions of one paper folder; entries named like a version that are not files are error rows."""
+    pid = p.name
+    err = check_id(pid)
+    if err:
+        return [PaperFile(pid, "v1", None, error=err)]
+    meta, meta_err = _meta(p)
+    files: dict[str, Path] = {}
+    out: list[PaperFile] = []
+    for f in sorted(p.iterdir()):
+        if not _is_paper_name(f):
+            continue  # images beside a markdown paper, meta.json, notes: the paper's assets
+        kind, why = _kind(f)
+        if kind != "file":
+            out.append(PaperFile(pid, f.stem, None, error=why or f"{pid}/{f.name} is a folder, not a file"))
+        elif f.stem in files:
+            out.append(PaperFile(pid, f.stem, None, error=f"both {f.stem}.pdf and {f.stem}.md exist"))
+        else:
+            files[f.stem] = f
+    bad = {pf.version for pf in out}
+    wanted = versions or sorted(files)
+    for v in wanted:
+        verr = check_id(v, "version")
+        if verr or meta_err:
+            out.append(PaperFile(pid, v, None, error=verr or meta_err))
+        elif v in files:
+            out.append(PaperFile(pid, v, files[v], context=meta.get(v)))
+        elif v not in bad:
+            out.append(PaperFile(pid, v, None, error=f"version {v} is missing in {pid}/"))
+    if not out:
+        out.append(PaperFile(pid, "v1", None, error=f"{pid}/: a folder with no .pdf or .md paper inside"))
+    return out
+
+
+def discover(papers_dir: str | Path, versions: list[str] | None = None,
+             skipped: list[tuple[str, str]] | None = None) -> list[PaperFile]:
+    """Every (paper, version) to review; requested versions that are missing are error entries.
+
+    Every entry of the folder is a paper (or an error row: a symlink loop, a broken symlink, a folder named
+    ``x.pdf`` with no paper inside) or a listed skip (``skipped`` gets ``(name, reason)``; a warning names
+    them): README.md, hidden entries, files that are neither .pdf nor .md."""
     root = Path(papers_dir)
     if not root.is_dir():
         raise LayoutError(f"{root}: not a folder")
     found: list[PaperFile] = []
+    skips: list[tuple[str, str]] = []
     for p in sorted(root.iterdir(), key=lambda x: x.name):
-        if p.is_file() and p.suffix.lower() in (".pdf", ".md") and p.name.lower() != "readme.md":
-            pid = p.stem
-            err = check_id(pid)
-            found.append(PaperFile(pid, "v1", None if err else p, error=err))
-        elif p.is_dir():
-            pid = p.name
-            err = check_id(pid)
-            if err:
-                found.append(PaperFile(pid, "v1", None, error=err))
-                continue
-            meta, meta_err = _meta(p)
-            files = {}
-            for f in sorted(p.iterdir()):
-                if f.is_file() and f.suffix.lower() in (".pdf", ".md"):
-                    if f.stem in files:
-                        found.append(PaperFile(pid, f.stem, None, error=f"both {f.stem}.pdf and {f.stem}.md exist"))
-                        continue
-                    files[f.stem] = f
-            wanted = versions or sorted(files)
-            for v in wanted:
-                verr = check_id(v, "version")
-                if verr or meta_err:
-                    found.append(PaperFile(pid, v, None, error=verr or meta_err))
-                elif v not in files:
-                    found.append(PaperFile(pid, v, None, error=f"version {v} is missing in {pid}/"))
-                else:
-                    found.append(PaperFile(pid, v, files[v], context=meta.get(v)))
+        if p.name.startswith("."):
+            skips.append((p.name, "hidden"))
+            continue
+        kind, why = _kind(p)
+        if kind == "dir":
+            found += _folder(p, versions)
+        elif p.name.lower() == "readme.md":
+            skips.append((p.name, "the folder's README"))
+        elif not _is_paper_name(p):
+            skips.append((p.name, "not a .pdf or .md file" if kind == "file" else (why or "not a file")))
+        else:
+            err = check_id(p.stem) or why
+            found.append(PaperFile(p.stem, "v1", None if err else p, error=err))
     if versions:
+        skips += [(f"{f.paper_id} (version {f.version})", "not among --versions") for f in found
+                  if f.version not in versions]
         found = [f for f in found if f.version in versions]
+    out: list[PaperFile] = []
     seen: dict[tuple[str, str], int] = {}
-    out = []
     for f in found:
         k = (f.paper_id, f.version)
         if k in seen:  # e.g. x.pdf and x/ both present, or x.pdf and x.md flat
@@ -102,6 +160,12 @@ def discover(papers_dir: str | Path, versions: list[str] | None = None) -> list[
             continue
         seen[k] = 1
         out.append(f)
+    if skips:
+        logger.warning("%s: %d entr%s skipped: %s", root, len(skips), "y" if len(skips) == 1 else "ies",
+                       "; ".join(f"{n} ({why})" for n, why in skips))
+        if skipped is not None:
+            skipped.extend(skips)
     if not out:
-        raise LayoutError(f"{root}: no papers (.pdf or .md files, or folders of them)")
+        raise LayoutError(f"{root}: no papers (.pdf or .md files, or folders of them)"
+                          + (f"; skipped: {', '.join(n for n, _ in skips)}" if skips else ""))
     return out

@@ -5,7 +5,10 @@ shapes in ML papers: ``## References``, ``**REFERENCES**``, ``7 References``,
 letter-spaced small caps ``R EFERENCES``, or the word glued to a paragraph by
 extraction. Appendices start with ``Appendix``/``Supplementary``/``Supplemental
 Material`` or a lettered heading (``A Implementation Details``, ``A. Title``, or
-``A`` alone on its line with the title on the next).
+``A`` alone on its line with the title on the next). Journal styles write ``A. Title`` in
+sentence case or with commas (``A. Datasets, metrics and baselines``): such a line is a heading
+when it reads like no reference entry (no initials before a surname, no cited year, no final
+period) and is marked up (``#``, ``**``) or followed by ``B. Title`` or ``A.1 Title``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ REF_INLINE = re.compile(r"\b(?:References|REFERENCES|Bibliography)\b")
 _APPX_WORDS = (r"(?:Appendix|APPENDIX|Appendices|APPENDICES|Supplementary|SUPPLEMENTARY|Supplemental|SUPPLEMENTAL"
                r"|Technical\s+Appendix)")
 APPX_WORD_HEADING = re.compile(_HEAD_PREFIX + _APPX_WORDS + r"\b[^\n]{0,80}$", re.M)
-# "## A", "## A Title", "A. Title", "**A** Title" - the first appendix is A.
-APPX_LETTER = re.compile(r"^[ \t]*(#{1,6}[ \t]*)?(?:\*\*)?A(?:\*\*)?(?:\.|:)?(?:[ \t]+([^\n]{1,90}))?[ \t]*$", re.M)
+# "## A", "## A Title", "A. Title", "**A.** Title", "**A. Title**" - the first appendix is A.
+APPX_LETTER = re.compile(
+    r"^[ \t]*(?P<hashes>#{1,6}[ \t]*)?(?P<bold>\*\*|__)?A(?P<p1>[.:])?(?:\*\*|__)?(?P<p2>[.:])?"
+    r"(?:[ \t]+(?P<title>[^\n]{1,150}?))?[ \t]*(?:\*\*|__)?[ \t]*$", re.M)
+# the next heading of a journal-style appendix: "B. Title" or "A.1. Title"
+_SIBLING = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:\*\*|__)?(?:B\.|A\.1\.?)(?:\*\*|__)?[ \t]+(?P<title>[^\n]{1,150}?)"
+                      r"[ \t]*(?:\*\*|__)?[ \t]*$", re.M)
+# what a reference entry has and a heading has not: initials before a surname, a cited year, "et al."
+_INITIALS = re.compile(r"(?:^|[\s,(&])(?:[A-Z]\.[ \t]?){1,3}[A-Z][a-z\u00c0-\u024f'’-]+")
+_CITED = re.compile(r"\b(?:19|20)\d\d[a-z]?\)?[.,;:]|\bet al\b|\bIn:? Proc|\bpp\.|\bvol\.|[.,;:-]$|\.\s")
 ABSTRACT_MARK = re.compile(r"(?:\*\*|__)?Abstract(?:\*\*|__)?\s*:(?:\*\*|__)?", re.I)
 _YEAR = re.compile(r"\b(19|20)\d\d\b")
 
@@ -68,6 +79,34 @@ def _looks_like_title(s: str) -> bool:
     return s.isupper() or caps >= max(1, len(words) * 0.5)
 
 
+def _is_citation(title: str) -> bool:
+    return bool(_INITIALS.search(title) or _CITED.search(title))
+
+
+def _journal_heading(text: str, end: int, title: str, marked: bool) -> bool:
+    """``A. Title`` as journal styles write it, in sentence case or with commas: a heading when it reads
+    like no reference entry and is marked up, or a ``B. Title`` / ``A.1 Title`` heading follows it."""
+    if _is_citation(title) or len(title.split()) > 20 or not title[:1].isupper():
+        return False
+    if marked:
+        return True
+    return any(not _is_citation(t) and t[:1].isupper()
+               for t in (m.group("title").strip("*_ ") for m in _SIBLING.finditer(text, end)))
+
+
+def _letter_heading(text: str, m: re.Match[str]) -> bool:
+    marked = bool(m.group("hashes") or m.group("bold"))
+    title = m.group("title")
+    if title is None:  # "A" alone on its line: the title must follow on the next non-empty line
+        nxt = text[m.end():m.end() + 200].lstrip("\n").split("\n", 1)[0]
+        nxt = re.sub(r"^#{1,6}\s*", "", nxt)
+        return marked and _looks_like_title(nxt) and not re.match(r"^A\.\d", nxt)
+    title = title.strip().strip("*_").strip()
+    if _looks_like_title(title) and (marked or len(title.split()) <= 10):
+        return True
+    return "." in (m.group("p1"), m.group("p2")) and _journal_heading(text, m.end(), title, marked)
+
+
 def find_appendix(text: str, refs: int | None) -> int | None:
     """Offset of the first appendix heading after the references (None: the paper ends there)."""
     if refs is None:
@@ -80,17 +119,9 @@ def find_appendix(text: str, refs: int | None) -> int | None:
     m = APPX_WORD_HEADING.search(text, start)
     if m:
         cands.append(m.start())
-    for m in APPX_LETTER.finditer(text, start):
-        marked, title = m.group(1), m.group(2)
-        if title is not None:
-            ok = _looks_like_title(title) and (marked is not None or len(title.split()) <= 10)
-        else:  # "A" alone on its line: the title must follow on the next non-empty line
-            nxt = text[m.end():m.end() + 200].lstrip("\n").split("\n", 1)[0]
-            nxt = re.sub(r"^#{1,6}\s*", "", nxt)
-            ok = marked is not None and _looks_like_title(nxt) and not re.match(r"^A\.\d", nxt)
-        if ok:
-            cands.append(m.start())
-            break
+    letter = next((m for m in APPX_LETTER.finditer(text, start) if _letter_heading(text, m)), None)
+    if letter is not None:
+        cands.append(letter.start())
     return min(cands) if cands else None
 
 

@@ -42,17 +42,88 @@ def actor_resources(spec: ModelSpec) -> dict[str, Any]:
             "memory": r.memory_gb * 2**30 if r.memory_gb else None, "resources": dict(r.custom) or None}
 
 
-def remote_args_fn(spec: ModelSpec) -> Callable[[], dict[str, Any]]:
-    """Called by Ray Data for every actor it starts: restarts, and a fresh placement group when needed."""
-    b = bundles(spec)
+class RemoteArgs:
+    """Called by Ray Data for every actor it starts: restarts, and a fresh placement group when needed.
 
-    def fn() -> dict[str, Any]:
-        if not b:
+    The groups it made are removed by ``release()`` when the model's sweep ends (the driver calls it in a
+    ``finally``), and, while the sweep runs, by ``release_orphans()`` once the actor in a group is gone
+    (a pool that shrank): GPUs are never left reserved by a group without its actor."""
+
+    def __init__(self, spec: ModelSpec):
+        self.bundles = bundles(spec)
+        self.created: list[Any] = []
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.bundles:
             return dict(RESTARTS)
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-        pg = placement_group(b, strategy="STRICT_PACK", name="")
+        pg = placement_group(self.bundles, strategy="STRICT_PACK", name="")
+        self.created.append(pg)
         return {**RESTARTS, "scheduling_strategy": PlacementGroupSchedulingStrategy(
             pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)}
 
-    return fn
+    def release_orphans(self) -> int:
+        """Remove the groups whose actors are all dead (the pool shrank); returns how many."""
+        if not self.created:
+            return 0
+        from ray.util.state import list_actors
+        alive = {a.placement_group_id for a in list_actors(filters=[("state", "!=", "DEAD")], limit=10_000)
+                 if a.placement_group_id}
+        orphans = [pg for pg in self.created if pg.id.hex() not in alive and _is_created(pg)]
+        for pg in orphans:
+            _remove(pg)
+            self.created.remove(pg)
+        return len(orphans)
+
+    def release(self) -> int:
+        n = len(self.created)
+        for pg in self.created:
+            _remove(pg)
+        self.created.clear()
+        return n
+
+
+class OrphanSweeper:
+    """While a sweep runs, removes every ``interval_s`` the placement groups whose actor is gone."""
+
+    def __init__(self, args: RemoteArgs, interval_s: float = 30.0):
+        import threading
+        self.args, self.interval_s = args, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="pg-sweeper")
+
+    def __enter__(self) -> "OrphanSweeper":
+        if self.args.bundles:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self.args.release()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.args.release_orphans()
+            except Exception:  # noqa: BLE001 - the state API may be briefly unavailable; try next time
+                pass
+
+
+def _is_created(pg: Any) -> bool:
+    from ray.util import placement_group_table
+    return placement_group_table(pg).get("state") == "CREATED"
+
+
+def _remove(pg: Any) -> None:
+    from ray.util import remove_placement_group
+    try:
+        remove_placement_group(pg)
+    except Exception:  # noqa: BLE001 - already removed
+        pass
+
+
+def remote_args_fn(spec: ModelSpec) -> RemoteArgs:
+    return RemoteArgs(spec)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from longsweep.jobs.base import WorkItem
+
 DECODE_WEIGHT = 2.0  # a generated token costs about twice a prefilled one (llama.cpp on CPU: ~92 vs ~205 tok/s)
 
 
@@ -25,10 +27,10 @@ def order_items(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     after another and reuses the KV cache of their shared prompt prefix. Items
     without a group are groups of one.
     """
-    groups: dict[Any, list[dict[str, Any]]] = {}
+    groups: dict[Any, list[Any]] = {}
     for i, it in enumerate(items):
-        groups.setdefault(it.get("group", ("_", i)), []).append(it)
-    ranked = sorted(groups.values(), key=lambda g: (-sum(float(it["cost"]) for it in g), str(g[0]["key"])))
+        groups.setdefault(_f(it, "group") or ("_", i), []).append(it)
+    ranked = sorted(groups.values(), key=lambda g: (-sum(float(_f(it, "cost")) for it in g), str(_f(g[0], "key"))))
     return [it for g in ranked for it in g]
 
 
@@ -49,13 +51,13 @@ def plan_batches(
     if not ordered:
         return []
     if max_cost is None:
-        total = sum(float(it["cost"]) for it in ordered)
-        max_cost = max(total / max(per_actor * n_actors, 1), float(ordered[0]["cost"]))
+        total = sum(float(_f(it, "cost")) for it in ordered)
+        max_cost = max(total / max(per_actor * n_actors, 1), float(_f(ordered[0], "cost")))
     batches: list[list[dict[str, Any]]] = []
     cur: list[dict[str, Any]] = []
     cur_cost = 0.0
     for it in ordered:
-        c = float(it["cost"])
+        c = float(_f(it, "cost"))
         if cur and (len(cur) >= max_items or cur_cost + c > max_cost):
             batches.append(cur)
             cur, cur_cost = [], 0.0
@@ -70,11 +72,16 @@ def batches_per_actor(backend: str) -> int:
     return 1 if backend == "vllm" else 4
 
 
-_SHARED = ("messages", "images")  # large fields that the runs of one paper version share
+def _f(it: Any, name: str) -> Any:
+    """A field of a WorkItem (or of a plain dict, for planning experiments in bench/)."""
+    return it.get(name) if isinstance(it, dict) else getattr(it, name)
 
 
-def pack_batch(batch: list[dict[str, Any]]) -> str:
-    """One batch as JSON, each distinct prompt (``messages``, ``images``) stored once.
+_SHARED = ("messages", "images")  # large payload fields that the runs of one paper version share
+
+
+def pack_batch(batch: list[WorkItem]) -> str:
+    """One batch as JSON, each distinct prompt (payload ``messages``, ``images``) stored once.
 
     Runs of one paper version share the same messages (and images) object and, being of one
     ``group``, land next to each other in a batch: the prompt travels once, not once per run.
@@ -84,28 +91,30 @@ def pack_batch(batch: list[dict[str, Any]]) -> str:
     shared: list[Any] = []
     items = []
     for it in batch:
-        packed = dict(it)
+        packed = it.model_dump()
+        payload = packed["payload"]
         for f in _SHARED:
-            v = it.get(f)
+            v = it.payload.get(f)
             if not v:
                 continue
             idx = seen.setdefault(id(v), len(shared))
             if idx == len(shared):
                 shared.append(v)
-            del packed[f]
-            packed[f"_{f}"] = idx
+            del payload[f]
+            payload[f"_{f}"] = idx
         items.append(packed)
     return json.dumps({"shared": shared, "items": items})
 
 
-def unpack_batch(blob: str) -> list[dict[str, Any]]:
+def unpack_batch(blob: str) -> list[WorkItem]:
     import json
     data = json.loads(blob)
     shared = data["shared"]
     out = []
     for it in data["items"]:
+        payload = it["payload"]
         for f in _SHARED:
-            if f"_{f}" in it:
-                it[f] = shared[it.pop(f"_{f}")]
-        out.append(it)
+            if f"_{f}" in payload:
+                payload[f] = shared[payload.pop(f"_{f}")]
+        out.append(WorkItem.model_validate(it))
     return out

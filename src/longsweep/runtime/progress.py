@@ -2,60 +2,86 @@
 
 A driver thread watches the table folder: workers' Parquet files land there as their
 batches finish, so the count is what is really written, not what was dispatched.
-The same thread enforces the error budget: when it is spent, it records why and
-interrupts the driver's main thread, which stops the Ray Data execution.
+The same thread enforces the error limit: when it is passed, it records why and
+interrupts the thread that runs the sweep (the main thread, or a model's thread when several
+models run at once), which stops the Ray Data execution. While no node can hold one actor
+(an autoscaler still adding one), the line says so, and after ``--wait-for-resources`` the
+sweep stops with ``fatal`` set.
+
+``ticker(label)`` prints a line every few seconds while a command plans, before any Progress starts.
 """
 
 from __future__ import annotations
 
-import _thread
+import contextlib
+import os
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow.parquet as pq
 
-from longsweep.runtime.error_budget import ErrorBudget
+from longsweep.runtime.error_limit import ErrorLimit
+from longsweep.runtime.signals import interruptible, raise_in_thread
+
+_started = threading.Event()  # a Progress of this process has started: planning is over
+
+
+def _parquet_names(d: Path) -> list[str]:
+    try:
+        with os.scandir(d) as it:
+            return sorted(e.name for e in it if e.name.endswith(".parquet") and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
 
 
 class Progress:
-    def __init__(self, table_dir: Path, *, total: int, already: set[str], every_s: float = 5.0, stream=None,
-                 budget: ErrorBudget | None = None, poll_s: float = 1.0):
+    def __init__(self, table_dir: Path, *, total: int, already: set[str] | int, every_s: float = 5.0, stream=None,
+                 limit: ErrorLimit | None = None, poll_s: float = 1.0, waiter=None):
         self.dir, self.total, self.every, self.poll_s = Path(table_dir), total, every_s, poll_s
-        self.budget = budget or ErrorBudget()
+        self.limit = limit or ErrorLimit()
+        self.waiter = waiter  # feasibility.ResourceWait, or None
         self.stop_reason: str | None = None
-        self.seen: set[str] = set()
+        self.fatal: str | None = None  # why the sweep cannot go on (no node joined in time)
+        self.seen: set[str] = set(_parquet_names(self.dir))  # earlier runs' files are not this run's progress
         self.done = self.errors = self.tokens = 0
-        self.already = len(already)
+        self.already = already if isinstance(already, int) else len(already)
         self.t0 = time.perf_counter()
         self.stream = stream or sys.stderr
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        if self.dir.exists():  # files of earlier runs and of driver-side error rows are not this run's progress
-            self.seen.update(p.name for p in self.dir.glob("*.parquet"))
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
+        self._owner: int | None = None
+        self._reg = interruptible()
 
     def __enter__(self) -> "Progress":
+        self._owner = threading.get_ident()
+        self._reg.__enter__()  # a signal interrupts this thread too when it is not the main one
+        _started.set()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        self._reg.__exit__(None, None, None)
         self.poll()
         self.stream.write(self.line() + "\n")
+        self.stream.flush()
 
     def poll(self) -> None:
-        if not self.dir.exists():
-            return
-        for p in sorted(self.dir.glob("*.parquet")):
-            if p.name in self.seen:
+        for name in _parquet_names(self.dir):
+            if name in self.seen:
                 continue
             try:
-                t = pq.read_table(p, columns=["status", "completion_tokens"])
+                t = pq.read_table(self.dir / name, columns=["status", "completion_tokens"])
+            except FileNotFoundError:  # compacted or quarantined meanwhile
+                self.seen.add(name)
+                continue
             except Exception:  # noqa: BLE001 - a file still being written: read it next time
                 continue
-            self.seen.add(p.name)
+            self.seen.add(name)
             self.done += t.num_rows
             self.errors += sum(s != "ok" for s in t.column("status").to_pylist())
             self.tokens += sum(n or 0 for n in t.column("completion_tokens").to_pylist())
@@ -65,23 +91,68 @@ class Progress:
         rate = self.done / el if el > 0 else 0.0
         left = self.total - self.done
         eta = f"{left / rate:.0f}s" if rate > 0 and left > 0 else ("0s" if left <= 0 else "?")
+        note = self.waiter.note() if self.waiter is not None else None
         return (f"[longsweep] rows {self.done}/{self.total} (+{self.already} done before)  errors {self.errors}  "
-                f"{self.tokens / el if el > 0 else 0:.1f} tok/s  elapsed {el:.0f}s  ETA {eta}")
+                f"{self.tokens / el if el > 0 else 0:.1f} tok/s  elapsed {el:.0f}s  ETA {eta}"
+                + (f"  -- {note}" if note else ""))
 
-    def check_budget(self) -> str | None:
+    def check_limit(self) -> str | None:
         if self.stop_reason is None:
-            self.stop_reason = self.budget.exceeded(rows=self.done, errors=self.errors, total=self.total)
+            self.stop_reason = self.limit.exceeded(rows=self.done, errors=self.errors, total=self.total)
         return self.stop_reason
+
+    def check_wait(self) -> str | None:
+        if self.waiter is None or self.fatal is not None:
+            return self.fatal
+        was = self.waiter.note() is not None
+        self.waiter.poll()
+        if not was and self.waiter.note() is not None:  # the wait began: say so at once
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+        self.fatal = self.waiter.expired()
+        return self.fatal
+
+    def _interrupt(self, why: str) -> None:
+        self.stream.write(f"[longsweep] stopping: {why}\n")
+        self.stream.flush()
+        # the sweep's blocking write ends with KeyboardInterrupt in the thread that runs it
+        raise_in_thread(self._owner or threading.main_thread().ident, KeyboardInterrupt)
 
     def _loop(self) -> None:
         last = time.perf_counter()
         while not self._stop.wait(self.poll_s):
             self.poll()
-            if self.check_budget():
-                self.stream.write(f"[longsweep] stopping: {self.stop_reason}\n")
-                _thread.interrupt_main()  # the driver's blocking write ends with KeyboardInterrupt
+            if self.check_limit() or self.check_wait():
+                self._interrupt(self.stop_reason or self.fatal or "")
                 return
             if time.perf_counter() - last >= self.every:
                 last = time.perf_counter()
                 self.stream.write(self.line() + "\n")
                 self.stream.flush()
+
+
+@contextlib.contextmanager
+def ticker(label: str, *, every_s: float = 4.0, stream=None) -> Iterator[None]:
+    """``[longsweep] <label> (Ns)`` at once and then every ``every_s`` until a Progress starts or the block
+    ends: a long plan (100,000 story runs) is never a silent terminal."""
+    stream = stream or sys.stderr
+    stop = threading.Event()
+    _started.clear()
+    t0 = time.perf_counter()
+
+    def loop() -> None:
+        while True:
+            if _started.is_set():
+                return
+            stream.write(f"[longsweep] {label} ({time.perf_counter() - t0:.0f}s)\n")
+            stream.flush()
+            if stop.wait(every_s):
+                return
+
+    th = threading.Thread(target=loop, daemon=True, name="plan-ticker")
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join(timeout=2)

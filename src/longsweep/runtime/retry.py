@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from longsweep.budget import PromptTooLongError
 from longsweep.config import WorkerPolicy
 from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
+from longsweep.errors import EngineDeadError, ErrorKind, FatalEngineError, PromptTooLongError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Outcome:
     parsed: Any = None
     ok: bool = False
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     attempts: int = 0
     resets: int = 0
     reasons: list[str] = field(default_factory=list)
@@ -64,6 +64,8 @@ def _attempt(engine: Engine, reqs: list[GenerationRequest]) -> list[GenerationRe
     """One engine call for ``reqs``; when the batch call fails, each item alone (to isolate the bad one)."""
     try:
         return list(engine.generate(reqs))
+    except (EngineDeadError, FatalEngineError):
+        raise  # not an item's fault: the worker ends (dead engine) or the sweep stops (fatal)
     except Exception as e:  # noqa: BLE001 - an engine fault is the failing item's error, not the batch's
         if len(reqs) == 1:
             return [e]
@@ -72,7 +74,7 @@ def _attempt(engine: Engine, reqs: list[GenerationRequest]) -> list[GenerationRe
 
 
 @dataclass
-class Job:
+class RetryItem:
     """One item to generate: its key, request, acceptance test and the engine that runs it."""
 
     key: str
@@ -81,7 +83,7 @@ class Job:
     engine: Engine
 
 
-def run_rounds(jobs: list[Job], policy: WorkerPolicy, keeper: StateKeeper) -> list[Outcome]:
+def run_rounds(jobs: list[RetryItem], policy: WorkerPolicy, keeper: StateKeeper) -> list[Outcome]:
     """Generate every job until its ``accept`` holds, at most ``1 + policy.max_retries`` attempts each.
 
     Attempts go in rounds: round 1 is one batched engine call for all jobs (vLLM batches
@@ -110,7 +112,7 @@ def run_rounds(jobs: list[Job], policy: WorkerPolicy, keeper: StateKeeper) -> li
             if _judge(jobs[i], outs[i], results[i], attempt, policy):
                 if _too_long(outs[i], policy):
                     long_answers.append(i)
-            elif outs[i].error_kind != "prompt_too_long":
+            elif not _final(outs[i]):
                 still.append(i)
         if long_answers:  # policy reset_after_chars: once for the round's very long answers
             n = max(len(outs[i].result.text) for i in long_answers)  # type: ignore[union-attr]
@@ -118,9 +120,10 @@ def run_rounds(jobs: list[Job], policy: WorkerPolicy, keeper: StateKeeper) -> li
             for i in long_answers:
                 outs[i].resets += 1
         pending = still
-    failed = [i for i, o in enumerate(outs) if not o.ok and o.error_kind != "prompt_too_long"]
+    failed = [i for i, o in enumerate(outs) if not o.ok and o.error_kind != ErrorKind.PROMPT_TOO_LONG]
     for i in failed:
-        outs[i].error = f"failed after {outs[i].attempts} attempts: " + "; ".join(outs[i].reasons)
+        if outs[i].error is None:
+            outs[i].error = f"failed after {outs[i].attempts} attempts: " + "; ".join(outs[i].reasons)
     if failed and policy.reset_on_failure:
         keeper.reset(f"{len(failed)} item(s) failed", jobs[failed[0]].key)
         for i in failed:
@@ -128,21 +131,58 @@ def run_rounds(jobs: list[Job], policy: WorkerPolicy, keeper: StateKeeper) -> li
     return outs
 
 
+async def run_fed(item: RetryItem, policy: WorkerPolicy, keeper: StateKeeper) -> Outcome:
+    """One item on an engine that is fed request by request (vLLM, a server): attempts until ``accept``
+    holds, at most ``1 + policy.max_retries``, while other items keep running beside it. A reset asked
+    for here never throws away the cache of running requests: a fed engine applies it when idle."""
+    out = Outcome(result=None)
+    for attempt in range(1, policy.max_retries + 2):
+        if attempt > 1:
+            keeper.reset("retry", item.key)
+            out.resets += 1
+        try:
+            res: GenerationResult | Exception = await item.engine.agenerate(item.req)
+        except (EngineDeadError, FatalEngineError):
+            raise
+        except Exception as e:  # noqa: BLE001 - this item's fault (or a refused prompt)
+            res = e
+        if _judge(item, out, res, attempt, policy):
+            if _too_long(out, policy):
+                keeper.reset(f"answer of {len(out.result.text)} chars > {policy.reset_after_chars}", item.key)  # type: ignore[union-attr]
+                out.resets += 1
+            return out
+        if _final(out):
+            return out
+    if out.error is None:
+        out.error = f"failed after {out.attempts} attempts: " + "; ".join(out.reasons)
+    if policy.reset_on_failure:
+        keeper.reset("item failed", item.key)
+        out.resets += 1
+    return out
+
+
+def _final(out: Outcome) -> bool:
+    """A failure that retrying cannot mend: a prompt too long, or an error the engine calls final."""
+    return out.error_kind == ErrorKind.PROMPT_TOO_LONG or (not out.ok and out.error is not None)
+
+
 def _too_long(out: Outcome, policy: WorkerPolicy) -> bool:
     lim = policy.reset_after_chars
     return lim is not None and out.result is not None and len(out.result.text) > lim
 
 
-def _judge(job: Job, out: Outcome, res: GenerationResult | Exception, attempt: int, policy: WorkerPolicy) -> bool:
+def _judge(job: RetryItem, out: Outcome, res: GenerationResult | Exception, attempt: int, policy: WorkerPolicy) -> bool:
     """Record one attempt's result in ``out``; True when it is accepted."""
     out.attempts = attempt
     if isinstance(res, PromptTooLongError):  # never transient: retrying cannot help
-        out.error, out.error_kind = str(res), "prompt_too_long"
+        out.error, out.error_kind = str(res), ErrorKind.PROMPT_TOO_LONG
         return False
     if isinstance(res, Exception):  # an engine fault on one item is that item's error
         logger.warning("engine error key=%s attempt=%d: %s", job.key, attempt, res)
         out.reasons.append(f"engine error: {res}")
-        out.error_kind = "engine_error"
+        out.error_kind = ErrorKind(getattr(res, "error_kind", ErrorKind.ENGINE_ERROR))
+        if not getattr(res, "retryable", True):  # e.g. a server's 4xx: asking again gets the same answer
+            out.error = f"failed: {res}"
         return False
     out.result = res
     ok, parsed, why = (job.accept or accept_min_chars(policy.min_chars))(res)
@@ -151,6 +191,6 @@ def _judge(job: Job, out: Outcome, res: GenerationResult | Exception, attempt: i
         out.ok, out.error, out.error_kind = True, None, None
         return True
     out.reasons.append(why)
-    out.error_kind = "empty_output" if not res.text.strip() else "rejected_output"
+    out.error_kind = ErrorKind.EMPTY_OUTPUT if not res.text.strip() else ErrorKind.REJECTED_OUTPUT
     logger.info("rejected answer key=%s attempt=%d: %s", job.key, attempt, why)
     return False

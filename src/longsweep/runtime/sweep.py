@@ -1,6 +1,6 @@
 """The sweep driver: skip what is done, plan batches, run the actor pool, write Parquet.
 
-Used by every job (generate, review, stories). Items are dicts with a stable
+Used by every job through the ``Job`` contract (jobs/base.py). Items are ``WorkItem``s with a stable
 ``key`` and a predicted ``cost``; rows already known to be errors before any
 model runs (a corrupt PDF) are written directly, so they too appear exactly once.
 """
@@ -13,15 +13,18 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow.parquet as pq
 
-from longsweep.config import ModelSpec, WorkerPolicy
+import pyarrow as pa
+
+from longsweep.config import ModelSpec
 from longsweep.errors import FatalError
-from longsweep.runtime.error_budget import ErrorBudget
-from longsweep.results import SCHEMAS, done_keys, now_iso, read_table, to_table, write_manifest
-from longsweep.runtime.placement import actor_resources, remote_args_fn
+from longsweep.jobs.base import Job, Planned, WorkItem
+from longsweep.results import done_items, now_iso, read_table, to_table, write_manifest
+from longsweep.runtime.error_limit import ErrorLimit
+from longsweep.runtime.placement import OrphanSweeper, actor_resources, remote_args_fn
 from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
 
 logger = logging.getLogger(__name__)
@@ -40,7 +43,7 @@ class SweepSummary:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     completion_tokens: int = 0
-    stopped: str | None = None  # why the sweep stopped early (error budget), None when it ran to the end
+    stopped: str | None = None  # why the sweep stopped early (error limit), None when it ran to the end
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,103 +62,157 @@ class SweepSummary:
         ] + [f"{k}: {v}" for k, v in self.extra.items()]
 
 
-def write_rows_direct(table_dir: Path, rows: list[dict[str, Any]], schema_name: str) -> None:
+@dataclass
+class RunSettings:
+    """How to run a job, the same for every model of a command: where rows go and the pool's shape."""
+
+    sweep_dir: Path
+    sweep_id: str
+    concurrency: tuple[int, int] = (1, 1)
+    batch_items: int | None = None  # None: the model's default (ModelSpec.default_batch)
+    limit: ErrorLimit = field(default_factory=ErrorLimit)
+    config: dict[str, Any] = field(default_factory=dict)  # what the manifest records of the command
+    wait_for_resources: float | None = None  # seconds to wait for a node that can hold an actor (None: default)
+
+
+def write_rows_direct(table_dir: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     """Rows decided on the driver (per-item errors before any model ran)."""
     if not rows:
         return
     table_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rows, SCHEMAS[schema_name]), table_dir / f"driver_{uuid.uuid4().hex}.parquet")
+    pq.write_table(to_table(rows, schema), table_dir / f"driver_{uuid.uuid4().hex}.parquet")
 
 
-def run_sweep(
-    items: list[dict[str, Any]],
-    *,
-    spec: ModelSpec,
-    task: str,
-    table: str,
-    sweep_dir: Path,
-    sweep_id: str,
-    policy: WorkerPolicy | None = None,
-    concurrency: tuple[int, int] = (1, 1),
-    batch_items: int = 4,
-    options: dict[str, Any] | None = None,
-    error_rows: list[dict[str, Any]] | None = None,
-    config: dict[str, Any] | None = None,
-    multi_row: bool = False,
-    budget: ErrorBudget | None = None,
-    planner: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None,
-) -> SweepSummary:
-    """Run every item whose key is not yet in ``sweep_dir/table``; return the counts."""
-    import ray
+def run_job(job: Job, specs: list[ModelSpec], settings: RunSettings) -> list[SweepSummary]:
+    """The one loop over models of every sweep command. Several models run at the same time, each with
+    its own actor pool, as far as the cluster's resources allow (Ray queues the actors that do not fit
+    yet); each writes its own rows into the one table. Summaries come back in the order of ``specs``."""
+    if len(specs) == 1:
+        return [_plan_and_run(job, specs[0], settings)]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="model") as pool:
+        futures = [pool.submit(_plan_and_run, job, spec, settings) for spec in specs]
+        return [f.result() for f in futures]
 
+
+def _plan_and_run(job: Job, spec: ModelSpec, settings: RunSettings) -> SweepSummary:
+    planned = job.make_items(spec, settings.sweep_id)
+    s = run_sweep(job, spec, planned, settings)
+    s.extra.update(planned.extra)
+    return s
+
+
+def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings) -> SweepSummary:
+    """Run every item of ``planned`` not yet in ``<sweep_dir>/<job.table>``; return the counts."""
     t0 = time.perf_counter()
-    policy = policy or WorkerPolicy()
-    table_dir = Path(sweep_dir) / table
-    done = done_keys(table_dir)
-    all_keys = [it["key"] for it in items] + [r["key"] for r in (error_rows or [])]
-    dup = [k for k, n in Counter(all_keys).items() if n > 1]
+    sweep_dir, sid = Path(settings.sweep_dir), settings.sweep_id
+    table_dir = sweep_dir / job.table
+    items, error_rows = planned.items, planned.error_rows
+    dup = [k for k, n in Counter([it.key for it in items] + [r["key"] for r in error_rows]).items() if n > 1]
     if dup:
         raise ValueError(f"duplicate work item keys: {dup[:5]}")
-    # multi-row items (a story's turns) are written together: one row key means the item is done
-    done_items = {k.rsplit("/", 1)[0] for k in done} if multi_row else done
-    item_done = lambda it: it["key"] in done_items  # noqa: E731
-    todo = [it for it in items if not item_done(it)]
-    fresh_errors = [r for r in (error_rows or []) if r["key"] not in done]
-    skipped = len(items) + len(error_rows or []) - len(todo) - len(fresh_errors)
+    done = done_items(table_dir)
+    todo = [it for it in items if not job.item_done(it, done)]
+    fresh_errors = [r for r in error_rows if (r.get("item_key") or r["key"]) not in done]
+    skipped = len(items) + len(error_rows) - len(todo) - len(fresh_errors)
     started = now_iso()
-    write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, model=spec.model_dump(mode="json"),
-                   config=config or {}, policy=policy.model_dump(mode="json"), started_at=started,
-                   planned_items=len(items) + len(error_rows or []), skipped=skipped)
-    write_rows_direct(table_dir, fresh_errors, table)
-    budget = budget or ErrorBudget()
-    n_rows = sum(int(it.get("n_rows", 1)) for it in todo) + len(fresh_errors)
-    stopped = budget.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows)
+    policy = job.policy()
+    write_manifest(sweep_dir, sweep_id=sid, job=job.name, model=spec.model_dump(mode="json"),
+                   config={**settings.config, **planned.config, "options": job.options.model_dump(mode="json")},
+                   policy=policy.model_dump(mode="json"), started_at=started,
+                   planned_items=len(items) + len(error_rows), skipped=skipped)
+    write_rows_direct(table_dir, fresh_errors, job.schema())
+    n_rows = sum(it.n_rows for it in todo) + len(fresh_errors)
+    stopped = settings.limit.exceeded(rows=len(fresh_errors), errors=len(fresh_errors), total=n_rows)
     if todo and not stopped:
-        batches = planner(todo) if planner else plan_batches(
-            todo, max_items=batch_items, n_actors=concurrency[1], per_actor=batches_per_actor(spec.backend))
-        logger.info("sweep %s: %d items to run in %d batches (%d done already)", sweep_id, len(todo),
-                    len(batches), skipped)
-        # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75, which
-        # one batch in flight per actor never reaches): grow as soon as every actor is busy.
-        ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
-        ds = ray.data.from_items(
-            [{"items": pack_batch(b)} for b in batches], override_num_blocks=len(batches))
-        ds = ds.map_batches(
-            _worker_cls(),
-            batch_size=1,
-            # an actor pool that starts with what is there and grows to `max` as nodes join
-            compute=ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1],
-                                               max_tasks_in_flight_per_actor=1),
-            fn_constructor_kwargs=dict(model=spec.model_dump(mode="json"), policy=policy.model_dump(mode="json"),
-                                       task=task, sweep_id=sweep_id, options=options or {}),
-            # per-actor resources from the model registry; a model across N GPUs gets a placement group of N
-            **{k: v for k, v in actor_resources(spec).items() if v is not None},
-            ray_remote_args_fn=remote_args_fn(spec),
-        )
-        from longsweep.runtime.progress import Progress
-        progress = Progress(table_dir, total=n_rows, already=done, budget=budget)
-        # driver-side error rows count against the budget too
-        progress.done = progress.errors = len(fresh_errors)
-        try:
-            with progress:
-                # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
-                ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
-        except KeyboardInterrupt:
-            if progress.stop_reason is None:
-                raise
-        except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
-            msg = fatal_message(spec, e)
-            write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
-                           fatal=msg)
-            raise FatalError(msg) from e
-        stopped = progress.stop_reason
-    summary = summarize(table_dir, total=len(items) + len(error_rows or []), skipped=skipped,
+        stopped = _execute(job, spec, todo, settings, table_dir, n_rows=n_rows, n_fresh=len(fresh_errors),
+                           already=set(done), started=started)
+    summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
     summary.stopped = stopped
-    write_manifest(Path(sweep_dir), sweep_id=sweep_id, job=task, started_at=started, finished_at=now_iso(),
+    write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
                    stopped=stopped, counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
                                             "errors_by_kind": summary.errors_by_kind})
     return summary
+
+
+def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSettings, table_dir: Path, *,
+             n_rows: int, n_fresh: int, already: set[str], started: str) -> str | None:
+    """The actor pool over the planned batches; returns why it stopped early, or None."""
+    import ray
+
+    lo, hi = settings.concurrency
+    feed = feed_settings(spec)
+    batch_items = settings.batch_items or (feed.batch_items if feed else spec.default_batch(job.llama_batch))
+    per_actor = feed.in_flight if feed else batches_per_actor(spec.backend)
+    batches = plan_batches(todo, max_items=batch_items, n_actors=hi, per_actor=per_actor)
+    in_flight = feed.in_flight if feed else 1
+    logger.info("sweep %s: %d items to run in %d batches of <= %d items, %d in flight per actor",
+                settings.sweep_id, len(todo), len(batches), batch_items, in_flight)
+    # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75): grow as
+    # soon as every actor is busy.
+    ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
+    ds = ray.data.from_items([{"items": pack_batch(b)} for b in batches], override_num_blocks=len(batches))
+    ds = ds.map_batches(
+        _worker_cls(),
+        batch_size=1,
+        # an actor pool that starts with what is there and grows to `max` as nodes join; a fed engine
+        # gets several batches at once, so the next batch's items join its running set before the
+        # current batch's longest answer ends
+        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
+                                           max_concurrent_calls_per_actor=in_flight),
+        fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
+                                   table_dir=str(table_dir)),
+        # per-actor resources from the model registry; a model across N GPUs gets a placement group of N
+        **{k: v for k, v in actor_resources(spec).items() if v is not None},
+        ray_remote_args_fn=(remote_args := remote_args_fn(spec)),
+    )
+    from longsweep.runtime.feasibility import ResourceWait
+    from longsweep.runtime.progress import Progress
+    progress = Progress(table_dir, total=n_rows, already=already, limit=settings.limit,
+                        waiter=ResourceWait(spec, settings.wait_for_resources))
+    progress.done = progress.errors = n_fresh  # driver-side error rows count against the limit too
+    # Ray Data removes an output folder it created itself when its write got no rows, which would take the
+    # rows workers write through their sinks with it: the folder exists before the write starts.
+    table_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with progress, OrphanSweeper(remote_args):
+            # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
+            ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
+    except KeyboardInterrupt:
+        if progress.fatal:  # no node that can hold one actor joined within --wait-for-resources
+            write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
+                           finished_at=now_iso(), fatal=progress.fatal)
+            raise FatalError(progress.fatal) from None
+        if progress.stop_reason is None:
+            raise  # SIGINT / SIGTERM (runtime/signals.py): commands.cmd_sweep records it
+    except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
+        msg = fatal_message(spec, e)
+        write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
+                       finished_at=now_iso(), fatal=msg)
+        raise FatalError(msg) from e
+    finally:
+        remote_args.release()  # no placement group outlives its model's sweep
+    return progress.stop_reason
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    batch_items: int  # items per planned batch
+    in_flight: int  # batches in flight per actor
+
+
+def feed_settings(spec: ModelSpec) -> FeedSettings | None:
+    """How to keep a fed engine full: batches of a quarter of its running set, eight in flight (two
+    running sets queued), so a batch that ends frees room the next one fills at once. None for an
+    engine that runs one sequence at a time (llama.cpp)."""
+    if spec.backend == "vllm":
+        seqs = spec.vllm.max_num_seqs or 256  # vLLM's default on GPUs
+    elif spec.backend == "openai":
+        seqs = spec.openai.max_in_flight
+    else:
+        return None
+    return FeedSettings(batch_items=max(1, -(-seqs // 4)), in_flight=8)
 
 
 def fatal_message(spec: ModelSpec, e: BaseException) -> str:
@@ -165,7 +222,7 @@ def fatal_message(spec: ModelSpec, e: BaseException) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     # the root cause is the last "SomeError: message" line of the remote traceback
     causes = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
-    load = [ln for ln in causes if "EngineLoadError: " in ln]
+    load = [ln for ln in causes if "EngineLoadError: " in ln or "FatalEngineError: " in ln]
     cause = (load or causes or lines or [type(e).__name__])[-1]
     what = "the model workers could not start" if "init" in text or "EngineLoadError" in text else "the sweep failed"
     return (f"{what} ({spec.name}, {spec.backend}): {cause[:500]}. Rows written so far are kept; "

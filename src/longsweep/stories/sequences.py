@@ -15,12 +15,14 @@ JSON (story seed)::
     {"lighthouse": [{"name": "opening", "text": "..."}, ...], ...}
 
 A sequence with a bad prompt (empty, not a string) is reported with its reason
-and skipped; the others load.
+and skipped; the others load. A file with no sequences, or with an id used twice (all repeated ids named),
+is refused whole (``ConfigError``, exit 2).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,8 @@ def _one(sid: str, raw_prompts: Any, system: Any, where: str, stop: Any = None) 
         prompts.append(Prompt(str(p.get("name") or f"turn{i}"), text))
     if system is not None and not isinstance(system, str):
         raise ValueError(f"{where}: system must be a string")
+    if isinstance(stop, str):
+        stop = [stop]  # one stop sequence, not its characters
     if stop is not None and not (isinstance(stop, list) and all(isinstance(x, str) for x in stop)):
         raise ValueError(f"{where}: stop must be a list of strings")
     return Sequence(sid, tuple(prompts), system, tuple(stop or ()))
@@ -94,16 +98,15 @@ def load_sequences(path: str | Path) -> Loaded:
             if not isinstance(s, dict):
                 raise ConfigError(f"{path}: sequences[{i}]: expected a mapping")
             entries.append((str(s.get("id", f"seq{i + 1}")), s.get("prompts"), s.get("system"), s.get("stop")))
+    if not entries:
+        raise ConfigError(f"{path}: no sequences")
+    dups = sorted(k for k, n in Counter(sid for sid, *_ in entries).items() if n > 1)
+    if dups:  # refused whole: an error row of one copy would count as the other's, valid, row
+        raise ConfigError(f"{path}: sequence ids must be unique; repeated: {', '.join(repr(d) for d in dups)}")
     out = Loaded()
-    seen = set()
     for sid, prompts, system, stop in entries:
         try:
-            if sid in seen:
-                raise ValueError(f"duplicate sequence id {sid!r}")
-            seen.add(sid)
             out.sequences.append(_one(sid, prompts, system, f"{path.name}: {sid}", stop))
         except ValueError as e:
             out.errors.append((sid, str(e)))
-    if not out.sequences and not out.errors:
-        raise ConfigError(f"{path}: no sequences")
     return out

@@ -26,7 +26,6 @@ class Window:
     context_tokens: int
     tokens_dropped: int = 0
     turns_dropped: int = 0
-    shortened: bool = False
 
 
 def messages_for(system: str | None, history: list[tuple[str, str]], prompt: str) -> list[Message]:
@@ -85,8 +84,7 @@ def fit_window(tok: Tokenizer, *, system: str | None, history: list[tuple[str, s
     msgs = _with_marker(messages_for(system, h, prompt), marker, system)
     n = len(tok.encode_messages(msgs))
     assert n <= limit, (n, limit)
-    return Window(msgs, n, tokens_dropped=full - n, turns_dropped=dropped,
-                  shortened=bool(h) and h[0][1].startswith(CUT_MARKER))
+    return Window(msgs, n, tokens_dropped=full - n, turns_dropped=dropped)
 
 
 def _with_marker(msgs: list[Message], marker: str, system: str | None) -> list[Message]:

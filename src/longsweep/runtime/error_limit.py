@@ -1,4 +1,4 @@
-"""Error budget: stop a sweep that is failing instead of burning hours on error rows.
+"""Error limit: stop a sweep that is failing instead of burning hours on error rows.
 
 ``--max-errors N`` stops when more than N items of this run are errors;
 ``--max-error-rate F`` stops when errors / rows of this run exceed F, judged once
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class ErrorBudget:
+class ErrorLimit:
     max_errors: int | None = None
     max_error_rate: float | None = None
     min_rows: int = 20
@@ -23,10 +23,6 @@ class ErrorBudget:
             raise ValueError(f"--max-errors must be >= 0, got {self.max_errors}")
         if self.max_error_rate is not None and not 0 <= self.max_error_rate < 1:
             raise ValueError(f"--max-error-rate must be in [0, 1), got {self.max_error_rate}")
-
-    @property
-    def active(self) -> bool:
-        return self.max_errors is not None or self.max_error_rate is not None
 
     def exceeded(self, *, rows: int, errors: int, total: int) -> str | None:
         """Why the sweep must stop now, or None. ``rows``/``errors`` count this run only."""

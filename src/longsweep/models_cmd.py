@@ -1,0 +1,93 @@
+"""``longsweep models``: the registry, and with ``--check`` whether each model can run.
+
+vLLM and llama.cpp models: weights + KV cache against the GPU's memory (src/longsweep/memcheck.py).
+``openai`` models: the server answers ``<base_url>/health`` and lists the model at ``/v1/models``.
+Exit 0 when every checked model passes, 3 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from longsweep.config import ModelSpec, load_models
+from longsweep.errors import ConfigError, ExitCode
+
+PING_TIMEOUT_S = 5.0
+
+
+def add_models_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true",
+                        help="check that each model can run: memory for vLLM/llama.cpp, the server for openai")
+    parser.add_argument("--gpu-gb", type=float, default=None,
+                        help="GPU memory in GB (10^9 bytes, as on the spec sheet) to check GPU models against")
+    parser.add_argument("--model", action="append", default=None, help="check only this model (repeatable)")
+
+
+def source_of(m: ModelSpec) -> str:
+    if m.backend == "openai":
+        return m.openai.base_url or "(no openai.base_url)"
+    return m.source.path or m.source.hub or f"{m.source.package}/{m.source.file}"
+
+
+def ping_openai(spec: ModelSpec, timeout: float = PING_TIMEOUT_S) -> tuple[bool, str]:
+    """``/health`` then ``/v1/models``; a hosted API without ``/health`` (404) is fine if it lists the model."""
+    import httpx
+
+    base = (spec.openai.base_url or "").rstrip("/")
+    if not base:
+        return False, f"{spec.name} (openai): no openai.base_url in the registry"
+    headers = {}
+    if spec.openai.api_key_env:
+        key = os.environ.get(spec.openai.api_key_env)
+        if not key:
+            return False, f"{spec.name} (openai): ${spec.openai.api_key_env} is not set"
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        health = httpx.get(f"{base}/health", headers=headers, timeout=timeout)
+        listed = httpx.get(f"{base}/v1/models", headers=headers, timeout=timeout)
+    except httpx.HTTPError as e:
+        return False, f"{spec.name} (openai): cannot reach {base} ({type(e).__name__}: {e})"
+    if listed.status_code != 200:
+        return False, f"{spec.name} (openai): {base}/v1/models answered HTTP {listed.status_code}"
+    try:
+        ids = [str(d.get("id")) for d in listed.json().get("data", [])]
+    except (ValueError, AttributeError):
+        return False, f"{spec.name} (openai): {base}/v1/models did not answer an OpenAI model list"
+    want = spec.openai.model
+    if want and want not in ids:
+        return False, f"{spec.name} (openai): {base} serves {', '.join(ids) or 'no model'}, not {want!r}"
+    return True, (f"{spec.name} (openai): UP at {base} (/health HTTP {health.status_code}); "
+                  f"serves {', '.join(ids) or 'no model'}")
+
+
+def check_one(spec: ModelSpec, gpu_gb: float | None) -> tuple[bool, str]:
+    if spec.backend == "openai":
+        return ping_openai(spec)
+    from longsweep.memcheck import check_model
+    mc = check_model(spec, gpu_gb)
+    return mc.ok, mc.message
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    models = load_models(getattr(args, "models_file", None))
+    names = getattr(args, "model", None) or list(models)
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; known: {', '.join(sorted(models))}")
+    print(f"{'name':<20} {'backend':<10} {'window':>8} {'completion':>10} {'family':<15} source")
+    for n in names:
+        m = models[n]
+        print(f"{m.name:<20} {m.backend:<10} {m.context_window:>8} {m.completion_reserve:>10} "
+              f"{m.prompt_family:<15} {source_of(m)}")
+    if not getattr(args, "check", False):
+        return int(ExitCode.OK)
+    failed = []
+    for n in names:
+        ok, text = check_one(models[n], getattr(args, "gpu_gb", None))
+        print("\n" + text)
+        if not ok:
+            failed.append(n)
+    print(f"\ncheck: {len(names) - len(failed)} of {len(names)} models pass"
+          + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return int(ExitCode.FATAL if failed else ExitCode.OK)

@@ -1,0 +1,167 @@
+"""Stories written by SmolLM2 on a local Ray, judged by SmolLM2 with config/rubrics/story.yaml: one row per
+(response, criterion), a killed judge driver resumed, unparseable answers as error rows left out of means,
+several judge models and runs for agreement. (SmolLM2 judging SmolLM2 means nothing as a result: the point
+is that the path runs and records what it did.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from longsweep.cli import main
+from longsweep.jobs.stories import StoriesJob, StoryOptions
+
+from helpers import run_one
+
+pytestmark = pytest.mark.integration
+
+RUBRIC = str(Path(__file__).resolve().parents[2] / "config" / "rubrics" / "story.yaml")
+CRITERIA = [c["id"] for c in yaml.safe_load(Path(RUBRIC).read_text())["criteria"]]
+SEQ = """sequences:
+  - id: fox
+    system: You are a storyteller. Answer in two or three sentences.
+    prompts:
+      - {name: start, text: "Begin a story about a fox who wants to fly."}
+      - {name: middle, text: "Continue the story."}
+      - {name: end, text: "End the story."}
+  - id: keeper
+    prompts:
+      - {name: start, text: "Write the opening of a story about a lighthouse keeper, in two sentences."}
+      - {name: end, text: "Finish the story in two sentences."}
+"""
+JUDGE = ["--rubric", RUBRIC, "--model", "smollm2-135m", "--window", "4096", "--actors", "1"]
+
+
+@pytest.fixture(scope="module")
+def stories(ray_local, smollm, tmp_path_factory):
+    """A real story sweep: 5 responses of SmolLM2."""
+    root = tmp_path_factory.mktemp("stories")
+    (root / "seq.yaml").write_text(SEQ)
+    run_one(StoriesJob(StoryOptions(max_tokens=48, repetition_penalty=1.1), root / "seq.yaml"), smollm,
+            root / "sweep", sweep_id="src")
+    rows = pq.read_table(root / "sweep" / "stories").to_pylist()
+    assert len(rows) == 5
+    return root / "sweep", [r for r in rows if r["status"] == "ok"]
+
+
+def _judgments(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "judgments")
+
+
+def test_every_response_gets_one_row_per_criterion_in_range_or_an_error_with_its_reason(stories, smol_tok, tmp_path):
+    src, ok = stories
+    out = tmp_path / "judged"
+    code = main(["judge", str(src), *JUDGE, "--max-tokens", "256", "--out", str(out)])
+    assert code in (0, 1)
+    df = _judgments(out)
+    expected = {f"{r['key']}/{c}/smollm2-135m/run1" for r in ok for c in CRITERIA}
+    assert len(df) == len(expected) and set(df["key"]) == expected
+    for r in df.to_dict("records"):
+        if r["status"] == "ok":
+            assert 1 <= r["score"] <= 5 and pd.isna(r["error"]) and pd.isna(r["error_kind"])
+        else:
+            assert r["error_kind"] == "unparseable_judgment" and r["error"] and pd.isna(r["score"])
+            assert r["judge_answer"] is not None
+        assert r["context_tokens"] + 256 + 32 <= 4096
+        assert r["item_key"] == r["key"].replace(f"/{r['criterion']}/", "/")
+    # one call per response: its usage on the item's first row only (sums count it once), exact counts
+    usage = df[df["prompt_tokens"].notna()]
+    assert len(usage) == len(ok) and set(usage["criterion"]) == {CRITERIA[0]}
+    assert (usage["prompt_tokens"] == usage["context_tokens"]).all() and usage["completion_tokens"].gt(0).all()
+    assert (df["status"] == "ok").sum() >= len(ok)  # at least one valid score per response on average
+    src_rows = {r["key"]: r for r in ok}
+    for r in df.to_dict("records"):  # the source row's context is carried
+        s = src_rows[r["source_key"]]
+        assert (r["sequence_id"], r["turn"], r["source_model"], r["source_run"]) == \
+               (s["sequence_id"], s["turn"], s["model"], s["run"])
+    later = df[df["turn"] > 1]
+    assert (later["cached_tokens"] > 0).any()  # earlier turns (and the rubric) came from the KV cache
+    manifest = (out / "manifest.json").read_text()
+    assert '"job": "judge"' in manifest and '"rubric_sha256"' in manifest
+
+
+def _first_worker_file(folder: Path, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        if any(not p.name.startswith("driver_") for p in (folder / "judgments").glob("*.parquet")):
+            return
+
+
+def test_a_killed_judge_driver_resumes_and_judges_only_what_is_missing(stories, tmp_path):
+    src, ok = stories
+    out = tmp_path / "judged"
+    cmd = [sys.executable, "-m", "longsweep.cli", "judge", str(src), *JUDGE, "--max-tokens", "160",
+           "--batch-items", "1", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _first_worker_file(out, proc, 600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "judgments").glob("*.parquet")}
+    done = set(pq.read_table(out / "judgments").column("item_key").to_pylist())
+    assert 0 < len(done) < len(ok), "the kill should land part way through"
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert res.returncode in (0, 1), res.stdout + res.stderr
+    assert f"items: {len(ok)} ({len(done)} already done, {len(ok) - len(done)} run now)" in res.stdout
+    df = _judgments(out)
+    assert df["key"].is_unique and len(df) == len(ok) * len(CRITERIA)
+    for name, mtime in before.items():  # nothing written before the kill was rewritten
+        assert (out / "judgments" / name).stat().st_mtime_ns == mtime
+
+
+def test_unparseable_scores_are_error_rows_left_out_of_means_and_agreement_is_reported(stories, tmp_path):
+    """A 40-token answer cannot hold seven judgements: the criteria it did not reach are error rows with
+    their reason, never a default; the report's means are pandas' means over the ok rows. Two judge models
+    (one GGUF under two registry names) and two sampled runs give the agreement tables."""
+    from longsweep.config import PACKAGED_MODELS_FILE
+    from longsweep.report_judge import build_judge_report, format_judge_text
+    src, ok = stories
+    reg = yaml.safe_load(PACKAGED_MODELS_FILE.read_text())
+    reg["models"] = {"smollm2-135m": reg["models"]["smollm2-135m"], "judge-b": reg["models"]["smollm2-135m"]}
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump(reg))
+    (tmp_path / "judge.yaml").write_text("max_retries: 0\ntemperature: 0.8\nruns: 2\n")
+    out = tmp_path / "judged"
+    code = main(["judge", str(src), *JUDGE, "--model", "judge-b", "--max-tokens", "40", "--out", str(out),
+                 "--models-file", str(tmp_path / "models.yaml"), "--config", str(tmp_path / "judge.yaml")])
+    assert code == 1  # some rows are errors
+    df = _judgments(out)
+    assert len(df) == len(ok) * len(CRITERIA) * 2 * 2 and df["key"].is_unique
+    err = df[df["status"] == "error"]
+    assert len(err) and (err["error_kind"] == "unparseable_judgment").all() and err["score"].isna().all()
+    assert err["error"].str.contains("cut off at max_tokens").all() and (err["finish_reason"] == "length").all()
+    okr = df[df["status"] == "ok"]
+    assert len(okr) and okr["score"].between(1, 5).all()
+    rep = build_judge_report(out)
+    for r in rep["scores"]:
+        g = df[(df["model"] == r["judge"]) & (df["criterion"] == r["criterion"])]
+        assert r["n_errors"] == (g["status"] == "error").sum() and r["n_rows"] == (g["status"] == "ok").sum()
+        per_response = g[g["status"] == "ok"].groupby("source_key")["score"].mean()
+        if len(per_response):
+            assert r["mean"] == pytest.approx(per_response.mean())
+    by_judge = df[df["run"] == 1]  # one run: the report's mean is the plain mean of the ok rows
+    one = build_judge_report(_only(by_judge, tmp_path / "run1"))
+    for r in one["scores"]:
+        g = by_judge[(by_judge["model"] == r["judge"]) & (by_judge["criterion"] == r["criterion"])]
+        expected = g.loc[g["status"] == "ok", "score"].mean()
+        assert (pd.isna(expected) and pd.isna(r["mean"])) or r["mean"] == pytest.approx(expected)
+    assert {r["judge"] for r in rep["agreement_runs"]} == {"smollm2-135m", "judge-b"}
+    assert all(r["n_raters"] == 2 for r in rep["agreement_runs"] + rep["agreement_judges"])
+    assert rep["agreement_judges"] and "agreement across judge models" in format_judge_text(rep)
+
+
+def _only(df: pd.DataFrame, folder: Path) -> Path:
+    (folder / "judgments").mkdir(parents=True)
+    df.to_parquet(folder / "judgments" / "part-0.parquet")
+    return folder
