@@ -16,6 +16,7 @@ order as they free up (what Ray Data's actor pool does).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import random
 import tempfile
@@ -47,23 +48,28 @@ def real_mix(n_short: int, n_long: int, max_tokens: int) -> list[dict]:
     return items
 
 
-def run_real(items: list[dict], actors: int, batch: int) -> dict:
+def run_real(raw: list[dict], actors: int, batch: int) -> dict:
     import pyarrow.parquet as pq
     import ray
-    from longsweep.runtime.sweep import run_sweep
+    from longsweep.jobs.base import Planned, WorkItem
+    from longsweep.jobs.generate import GenerateJob, GenerateOptions
+    from longsweep.runtime.sweep import RunSettings, run_sweep
     d = get_model("smollm2-135m").model_dump()
     d["llama_cpp"]["n_threads"] = 1
     spec = ModelSpec.model_validate(d)
+    items = [WorkItem(key=r["key"], cost=r["cost"], payload={"id": r["id"], "messages": r["messages"],
+                                                             "sampling": r["sampling"]}) for r in raw]
+    job = GenerateJob(GenerateOptions(), "(bench items)", policy=WorkerPolicy(max_retries=0, min_chars=0))
     ray.init(num_cpus=actors, include_dashboard=False, logging_level="ERROR")
     out = {}
     try:
-        for name, planner in (("ours: longest first, cost-balanced", None),
-                              ("fixed-size batches, input order", lambda todo: fixed_batches(todo, batch))):
+        for name, fixed in (("ours: longest first, cost-balanced", False), ("fixed-size batches, input order", True)):
             with tempfile.TemporaryDirectory() as tmp:
+                settings = RunSettings(sweep_dir=Path(tmp), sweep_id="bal", concurrency=(actors, actors),
+                                       batch_items=batch)
                 t0 = time.perf_counter()
-                run_sweep(items, spec=spec, task="generate", table="generations", sweep_dir=Path(tmp),
-                          sweep_id="bal", policy=WorkerPolicy(max_retries=0, min_chars=0),
-                          concurrency=(actors, actors), batch_items=batch, planner=planner)
+                with input_order_planner(batch) if fixed else contextlib.nullcontext():
+                    run_sweep(job, spec, Planned(items), settings)
                 wall = time.perf_counter() - t0
                 rows = pq.read_table(Path(tmp) / "generations").to_pylist()
             work = defaultdict(float)
@@ -76,6 +82,18 @@ def run_real(items: list[dict], actors: int, batch: int) -> dict:
     finally:
         ray.shutdown()
     return out
+
+
+@contextlib.contextmanager
+def input_order_planner(size: int):
+    """The sweep's planner replaced by fixed-size batches in input order (the benchmark's baseline)."""
+    from longsweep.runtime import sweep
+    saved = sweep.plan_batches
+    sweep.plan_batches = lambda todo, **_: fixed_batches(list(todo), size)
+    try:
+        yield
+    finally:
+        sweep.plan_batches = saved
 
 
 def simulate(batches: list[list[dict]], actors: int) -> float:

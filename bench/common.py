@@ -20,6 +20,17 @@ def papers() -> list[Path]:
     return sorted(PAPERS.glob("*.pdf"))
 
 
+def model_spec(name: str, window: int | None = None):
+    """A registry model, its smaller window applied, a relative weights folder found from the repository
+    root (the registry resolves one beside itself or the working dir, and `make bench` runs in bench/)."""
+    from longsweep.config import get_model
+    spec = get_model(name).with_window(window)
+    src = spec.source
+    if src.path and not Path(src.path).is_absolute() and (ROOT / src.path).exists():
+        spec = spec.model_copy(update={"source": src.model_copy(update={"path": str(ROOT / src.path)})})
+    return spec
+
+
 def write(name: str, data: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     data = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "src"))
+from common import model_spec  # sets sys.path
 
-from longsweep.config import ModelSpec, get_model  # noqa: E402
+from longsweep.config import ModelSpec  # noqa: E402
 from longsweep.jobs.generate import GenerateJob  # noqa: E402
 from longsweep.jobs.stories import StoriesJob  # noqa: E402
 
 
 def vllm_spec(*, max_num_seqs: int, window: int, num_cpus: int, name: str = "smollm2-135m-vllm") -> ModelSpec:
-    d = get_model(name).with_window(window).model_dump()
+    d = model_spec(name, window).model_dump()
     d["vllm"]["max_num_seqs"] = max_num_seqs
     d["resources"]["num_cpus"] = num_cpus
     return ModelSpec.model_validate(d)
@@ -107,6 +105,9 @@ def old_design():
         sweep.feed_settings = saved
 
 
+HERE = Path(__file__).resolve().parent
+
+
 def start_ray(num_cpus: int) -> None:
     """An embedded Ray whose workers can import this folder's modules (the job subclasses)."""
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
@@ -125,9 +126,11 @@ class Steps:
     tok: list[int]
 
     @classmethod
-    def read(cls, path: str | Path) -> "Steps":
+    def read(cls, path: str | Path, t_from: float = 0.0, t_to: float = float("inf")) -> "Steps":
+        """The steps recorded in ``path`` that started within [t_from, t_to]."""
         rows = [ln.split() for ln in Path(path).read_text().splitlines() if ln.strip()] if Path(path).exists() else []
-        rows = [r for r in rows if int(r[2]) > 0]  # steps that scheduled nothing (idle polls) are not work
+        # steps that scheduled nothing (idle polls) are not work
+        rows = [r for r in rows if int(r[2]) > 0 and t_from <= float(r[0]) <= t_to]
         return cls([float(r[0]) for r in rows], [float(r[1]) for r in rows], [int(r[2]) for r in rows],
                    [int(r[3]) for r in rows])
 

@@ -1,6 +1,6 @@
 """Judge throughput vs the same model generating the same tokens in a generate sweep, side by side.
 
-    python bench/judge.py [--sequences 3] [--max-tokens 256] [--actors 1] [--window 4096]
+    python bench/judge.py [--sequences 3] [--max-tokens 256] [--actors 1] [--window 4096] [--rounds 2]
 
 First (untimed) a story sweep makes the source: SmolLM2's answers to the first ``--sequences``
 sequences of config/sequences/default.yaml. Then, on one embedded local Ray, in one run:
@@ -10,9 +10,11 @@ sequences of config/sequences/default.yaml. Then, on one embedded local Ray, in 
 - generate: the same judge requests (the same fitted messages, max_tokens, seed, temperature and JSON
   schema) as a ``longsweep generate`` JSONL (plan, actor start, model load, generation, one row each).
 
-Greedy decoding under the same grammar gives the same tokens on both sides. Ratio = judge completion
-tokens/s / generate completion tokens/s, each end to end (wall time of ``run_job``). Goal >= 0.9: the
-judge adds planning and parsing but no extra model time.
+Greedy decoding under the same grammar gives the same tokens on both sides. The sides run in ABBA order
+(``--rounds 2``: judge, generate, generate, judge), each into a fresh folder, so that a load that drifts
+during the run weighs on both alike. Ratio = judge completion tokens/s / generate completion tokens/s,
+each summed over its runs end to end (wall time of ``run_job``). Goal >= 0.9: the judge adds planning
+and parsing but no model time.
 """
 
 from __future__ import annotations
@@ -61,11 +63,18 @@ def _as_prompts(judge: JudgeJob, spec, path: Path) -> int:
     schema = judge.rubric.json_schema()
     with path.open("w") as f:
         for it in planned.items:
-            p = it.payload
-            f.write(json.dumps({"id": it.key, "messages": p["messages"], "max_tokens": p["max_tokens"],
-                                "seed": p["seed"], "temperature": judge.rubric.temperature, "json_schema": schema,
+            p = it.payload  # generate ids hold no '/'
+            f.write(json.dumps({"id": it.key.replace("/", "__"), "messages": p["messages"],
+                                "max_tokens": p["max_tokens"], "seed": p["seed"], "json_schema": schema,
+                                "temperature": judge.rubric.temperature,
                                 "repetition_penalty": judge.rubric.repetition_penalty}) + "\n")
     return len(planned.items)
+
+
+def _side(walls: list[float], toks: list[int], rows: int) -> dict:
+    wall, tok = sum(walls), sum(toks)
+    return {"wall_s": [round(w, 2) for w in walls], "completion_tokens": toks, "rows_per_run": rows,
+            "tokens_per_s": round(tok / wall, 2) if wall else None}
 
 
 def main() -> None:
@@ -76,26 +85,33 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256, help="the judge's answer length")
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--window", type=int, default=4096)
+    ap.add_argument("--rounds", type=int, default=2, help="ABBA order: judge, generate, generate, judge, ...")
     a = ap.parse_args()
     spec = get_model("smollm2-135m").with_window(a.window)
     print(connect("local"))
+    walls: dict[str, list[float]] = {"judge": [], "generate": []}
+    toks: dict[str, list[int]] = {"judge": [], "generate": []}
+    rows: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         src = _stories(tmp, a.sequences, spec, a.story_tokens)
         judge = JudgeJob(JudgeOptions(rubric=str(RUBRIC), max_tokens=a.max_tokens, max_retries=0), str(src))
         n = _as_prompts(judge, spec, tmp / "prompts.jsonl")
-        j_wall, j_tok, j_rows = _run(judge, spec, tmp / "judged", a.actors)
-        g_wall, g_tok, g_rows = _run(GenerateJob(GenerateOptions(), str(tmp / "prompts.jsonl")), spec,
-                                     tmp / "generated", a.actors)
-    j_tps, g_tps = j_tok / j_wall, g_tok / g_wall
+        jobs = {"judge": judge, "generate": GenerateJob(GenerateOptions(), str(tmp / "prompts.jsonl"))}
+        order = [s for r in range(a.rounds) for s in (("judge", "generate") if r % 2 == 0 else ("generate", "judge"))]
+        for i, side in enumerate(order):  # ABBA cancels a load that drifts during the run
+            wall, tok, rows[side] = _run(jobs[side], spec, tmp / f"{side}{i}", a.actors)
+            walls[side].append(wall)
+            toks[side].append(tok)
+    if rows["generate"] != n or not all(toks["generate"]):
+        raise SystemExit(f"the generate side made {rows['generate']} rows and {toks['generate']} tokens for {n}")
+    j, g = _side(walls["judge"], toks["judge"], rows["judge"]), _side(walls["generate"], toks["generate"], n)
     write("judge", {
         "command": f"python bench/judge.py --sequences {a.sequences} --story-tokens {a.story_tokens} "
-                   f"--max-tokens {a.max_tokens} --actors {a.actors} --window {a.window}",
-        "judge_calls": n, "judge": {"wall_s": round(j_wall, 2), "completion_tokens": j_tok, "rows": j_rows,
-                                    "tokens_per_s": round(j_tps, 2)},
-        "generate": {"wall_s": round(g_wall, 2), "completion_tokens": g_tok, "rows": g_rows,
-                     "tokens_per_s": round(g_tps, 2)},
-        "ratio": round(j_tps / g_tps, 3) if g_tps else None, "goal": ">= 0.9 (judge tokens/s / generate tokens/s)",
+                   f"--max-tokens {a.max_tokens} --actors {a.actors} --window {a.window} --rounds {a.rounds}",
+        "judge_calls": n, "order": order, "judge": j, "generate": g,
+        "ratio": round(j["tokens_per_s"] / g["tokens_per_s"], 3) if g["tokens_per_s"] else None,
+        "goal": ">= 0.9 (judge tokens/s / generate tokens/s)",
     })
 
 

@@ -21,36 +21,58 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write  # noqa: F401 - sets sys.path
+from common import model_spec, write  # sets sys.path
 
-from longsweep.config import ModelSpec, WorkerPolicy, get_model
+from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.engines.base import GenerationRequest
 from longsweep.engines.registry import load_engine
-from longsweep.jobs.review.options import ReviewOptions
-from longsweep.papers.prompts import REVIEW_JSON_SCHEMA
-from longsweep.papers.samples import make_samples
-from longsweep.papers.layout import discover
 from longsweep.jobs.review.driver import prepare_all, review_items
+from longsweep.jobs.review.options import ReviewOptions
+from longsweep.papers.formats import format_for_model
+from longsweep.papers.layout import discover
+from longsweep.papers.samples import make_samples
 
 
 def _spec(name: str, window: int, threads: int) -> ModelSpec:
-    d = get_model(name).with_window(window).model_dump()
+    d = model_spec(name, window).model_dump()
     d["resources"]["num_cpus"] = threads
     if d["backend"] == "llama_cpp":
         d["llama_cpp"]["n_threads"] = threads
     return ModelSpec.model_validate(d)
 
 
+def review_options(max_tokens: int) -> ReviewOptions:
+    return ReviewOptions(runs=1, temperature=0.0, completion_reserve=max_tokens, repetition_penalty=1.3)
+
+
 def review_requests(spec: ModelSpec, folder: Path, n_papers: int, max_tokens: int):
-    """The fitted review items of ``n_papers`` sample papers (v1, v2) and their greedy JSON requests."""
-    opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=max_tokens, repetition_penalty=1.3)
+    """The fitted review items of ``n_papers`` sample papers (v1, v2) and their greedy JSON requests, built
+    as the review task builds them (jobs/review/task.py)."""
+    opts = review_options(max_tokens)
     prepared = prepare_all(discover(make_samples(folder, n_papers=n_papers)), spec, opts, use_ray=False)
     items, errors = review_items(prepared, spec, opts, "bench")
     assert not errors, errors
-    reqs = [GenerationRequest(messages=it["messages"], max_tokens=int(it["max_tokens"]), temperature=0.0,
-                              seed=int(it["seed"]), json_schema=REVIEW_JSON_SCHEMA, repetition_penalty=1.3)
-            for it in items]
+    schema = format_for_model(spec.name, opts.format or spec.prompt_family).json_schema
+    reqs = [GenerationRequest(messages=it.payload["messages"], max_tokens=int(it.payload["max_tokens"]),
+                              temperature=0.0, seed=int(it.payload["record"]["seed"]), json_schema=schema,
+                              repetition_penalty=1.3) for it in items]
     return items, reqs
+
+
+def engine_seconds(rows: list[dict]) -> float:
+    """Time covered by the rows' generate calls (the union of [finished_at - latency, finished_at]): items
+    run in turn on llama.cpp, together on a fed vLLM engine. ``finished_at`` has 1 s resolution."""
+    import datetime as dt
+    spans = sorted((end - (r["latency_s"] or 0.0), end) for r in rows
+                   for end in [dt.datetime.fromisoformat(r["finished_at"]).timestamp()])
+    total, cur = 0.0, None
+    for a, b in spans:
+        if cur is None or a > cur[1]:
+            total += (cur[1] - cur[0]) if cur else 0.0
+            cur = [a, b]
+        else:
+            cur[1] = max(cur[1], b)
+    return total + ((cur[1] - cur[0]) if cur else 0.0)
 
 
 def main() -> None:
@@ -78,23 +100,21 @@ def main() -> None:
         import ray
         from longsweep.runtime.cluster import connect
         connect("local", num_cpus=a.threads)  # the embedded Ray a workstation run gets
-        from longsweep.runtime.sweep import run_sweep
+        from longsweep.jobs.base import Planned
+        from longsweep.jobs.review import ReviewJob
+        from longsweep.runtime.sweep import RunSettings, run_sweep
         out = Path(tmp) / "sweep"
+        job = ReviewJob(review_options(a.max_tokens), str(Path(tmp) / "papers"), policy=WorkerPolicy(
+            max_retries=0, reset_after_chars=None, reset_on_failure=False, min_chars=0))
         t0 = time.perf_counter()
-        s = run_sweep(items, spec=spec, task="review", table="reviews", sweep_dir=out, sweep_id="bench",
-                      policy=WorkerPolicy(max_retries=0, reset_after_chars=None, reset_on_failure=False, min_chars=0),
-                      concurrency=(1, 1), batch_items=default_batch(spec, 4),
-                      options={"family": spec.prompt_family, "constrain_json": True, "temperature": 0.0,
-                               "repetition_penalty": 1.3})
+        s = run_sweep(job, spec, Planned(items), RunSettings(sweep_dir=out, sweep_id="bench", concurrency=(1, 1)))
         sweep_wall = time.perf_counter() - t0
         ray.shutdown()
         import pyarrow.parquet as pq
         rows = {r["key"]: r for r in pq.read_table(out / "reviews").to_pylist()}
         sweep_tokens = sum(r["completion_tokens"] or 0 for r in rows.values())
-        same = sum(rows[it["key"]]["raw_content"] == t for it, t in zip(items, bare_texts))
-        # engine time inside the sweep: llama.cpp times each item, vLLM each batch (its items share the value)
-        lat = [r["latency_s"] or 0.0 for r in rows.values()]
-        engine_s = sum(set(lat)) if spec.backend == "vllm" else sum(lat)
+        same = sum(rows[it.key]["raw_content"] == t for it, t in zip(items, bare_texts))
+        engine_s = engine_seconds(list(rows.values()))
     bare_tps, sweep_tps = bare_tokens / bare_wall, sweep_tokens / sweep_wall
     write(f"overhead_{spec.backend}", {
         "command": f"python bench/overhead.py --model {a.model} --papers {a.papers} --window {a.window} "

@@ -19,9 +19,9 @@ import time
 import traceback
 from pathlib import Path
 
-from common import write  # noqa: F401 - sets sys.path
+from common import model_spec, write  # sets sys.path
 
-from longsweep.config import ModelSpec, WorkerPolicy, get_model
+from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.papers.layout import discover
 from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import make_samples
@@ -29,22 +29,26 @@ from longsweep.jobs.review.driver import prepare_all, review_items
 from longsweep.runtime.cluster import connect
 
 
-def ours(items: list[dict], spec: ModelSpec, max_tokens: int, out: Path) -> dict:
+def ours(items: list, spec: ModelSpec, max_tokens: int, out: Path) -> dict:
     import pyarrow.parquet as pq
-    from longsweep.runtime.sweep import run_sweep
-    gen = [{"id": it["key"], "key": it["key"], "cost": it["cost"], "messages": it["messages"],
-            "sampling": {"max_tokens": max_tokens, "temperature": 0.0}} for it in items]
+    from longsweep.jobs.base import Planned, WorkItem
+    from longsweep.jobs.generate import GenerateJob, GenerateOptions
+    from longsweep.runtime.sweep import RunSettings, run_sweep
+    gen = [WorkItem(key=it.key, cost=it.cost, payload={"id": it.key, "messages": it.payload["messages"],
+                                                       "sampling": {"max_tokens": max_tokens, "temperature": 0.0}})
+           for it in items]
+    job = GenerateJob(GenerateOptions(), "(bench items)", policy=WorkerPolicy(
+        max_retries=0, min_chars=0, reset_on_failure=False, reset_after_chars=None))
     t0 = time.perf_counter()
-    run_sweep(gen, spec=spec, task="generate", table="generations", sweep_dir=out, sweep_id="peer",
-              policy=WorkerPolicy(max_retries=0, min_chars=0, reset_on_failure=False, reset_after_chars=None),
-              concurrency=(1, 1), batch_items=default_batch(spec, 4))  # the default plan: one batch per vLLM actor
+    # the default plan and feed of a vLLM actor
+    run_sweep(job, spec, Planned(gen), RunSettings(sweep_dir=out, sweep_id="peer", concurrency=(1, 1)))
     wall = time.perf_counter() - t0
     rows = pq.read_table(out / "generations").to_pylist()
     return {"wall_s": round(wall, 2), "completion_tokens": sum(r["completion_tokens"] or 0 for r in rows),
             "texts": {r["id"]: r["text"] for r in rows}}
 
 
-def peer(items: list[dict], spec: ModelSpec, max_tokens: int, threads: int) -> dict:
+def peer(items: list, spec: ModelSpec, max_tokens: int, threads: int) -> dict:
     import ray
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
     v = spec.vllm
@@ -66,7 +70,7 @@ def peer(items: list[dict], spec: ModelSpec, max_tokens: int, threads: int) -> d
         postprocess=lambda row: {"key": row["key"], "text": row["generated_text"],
                                  "completion_tokens": row.get("num_generated_tokens")},
     )
-    ds = ray.data.from_items([{"key": it["key"], "messages": it["messages"]} for it in items])
+    ds = ray.data.from_items([{"key": it.key, "messages": it.payload["messages"]} for it in items])
     t0 = time.perf_counter()
     rows = proc(ds).take_all()
     wall = time.perf_counter() - t0
@@ -81,7 +85,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
-    d = get_model("smollm2-135m-vllm").with_window(a.window).model_dump()
+    d = model_spec("smollm2-135m-vllm", a.window).model_dump()
     d["resources"]["num_cpus"] = a.threads
     spec = ModelSpec.model_validate(d)
     opts = ReviewOptions(runs=1, temperature=0.0, completion_reserve=a.max_tokens)

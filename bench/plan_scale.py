@@ -2,7 +2,7 @@
 
 What is timed is what the driver does before any model runs, for a review sweep of
 N = papers x versions x runs items: build the keyed items (prompt messages shared by
-reference between runs of one paper version, as review_items does), read the resume
+reference between runs of one paper version, as review_items does: WorkItems), read the resume
 index (a Parquet of already-done keys: a tenth of N), skip what is done, order longest
 first, cut cost-balanced batches and pack them as JSON (each distinct prompt once per
 batch). The prompt text itself is a short stand-in: a real prompt's bytes are held
@@ -26,7 +26,8 @@ from common import write  # noqa: F401 - sets sys.path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from longsweep.results import done_keys
+from longsweep.jobs.base import WorkItem
+from longsweep.results import done_items
 from longsweep.runtime.plan import item_cost, pack_batch, plan_batches
 
 
@@ -46,12 +47,12 @@ def plan(n: int, tmp: Path, runs: int = 4) -> dict:
         tokens = min(32_000, int(rng.lognormvariate(9.4, 0.6)))
         # a stand-in for the fitted prompt (the real one is the paper: its bytes are the object store's, not planning's)
         messages = [{"role": "user", "content": f"<fitted prompt of {pid} {ver}>"}]
-        for k in range(1, runs + 1):
-            items.append({"key": f"{pid}/{ver}/run{k}/m", "paper_id": pid, "version": ver, "run": k,
-                          "messages": messages, "max_tokens": 1024, "seed": k,
-                          "cost": item_cost(tokens, 1024)})
-    done = done_keys(table_dir)
-    todo = [it for it in items if it["key"] not in done]
+        for k in range(1, runs + 1):  # as jobs/review/driver.review_items makes them
+            items.append(WorkItem(key=f"{pid}/{ver}/run{k}/m", group=pid, cost=item_cost(tokens, 1024), payload={
+                "record": {"paper_id": pid, "version": ver, "run": k, "seed": k}, "messages": messages,
+                "images": [], "max_tokens": 1024}))
+    done = done_items(table_dir)
+    todo = [it for it in items if it.key not in done]
     batches = plan_batches(todo, max_items=8, n_actors=64)
     packed = [pack_batch(b) for b in batches]  # what the driver hands to Ray Data
     wall = time.perf_counter() - t0

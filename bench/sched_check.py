@@ -85,6 +85,10 @@ def fit_cost(steps: list[Steps], max_num_seqs: int):
     return StepCost(float(t), float(knee), float(p)), round(r2, 3)
 
 
+def model_time(steps: Steps, cost) -> float:
+    return sum(cost.step(n, max(0, tok - n)) for n, tok in zip(steps.n, steps.tok))
+
+
 def check_vllm(*, n_items: int = 48, max_num_seqs: int = 8, seed: int = 0, window: int = 1024,
                num_cpus: int = 2) -> dict:
     import ray
@@ -122,19 +126,27 @@ def check_vllm(*, n_items: int = 48, max_num_seqs: int = 8, seed: int = 0, windo
         key = label.split(":")[0]
         if key in ("old", "new"):
             r = replay(units, Engine(cost, max_num_seqs), **d)
-            sim[key] = {"design": label, "occupancy": round(r.occupancy, 3), "makespan_s": round(r.makespan_s, 2)}
+            sim[key] = {"design": label, "occupancy": round(r.occupancy, 3), "steps": r.steps,
+                        "makespan_s": round(r.makespan_s, 2)}
     out["designs"] = {}
     for key in ("old", "new"):
         m = measured[key]
         out["designs"][key] = {"predicted": sim[key], "measured": {
             **m["steps"].summary(max_num_seqs), "sweep_wall_s": round(m["wall_s"], 1), "ok": m["ok"],
             "errors": m["errors"], "errors_by_kind": m["errors_by_kind"], "load_before_after": m["load"]}}
-    pm = sim["old"]["makespan_s"] / sim["new"]["makespan_s"]
-    mm = measured["old"]["steps"].span_s / measured["new"]["steps"].span_s if measured["new"]["steps"].span_s else 0
-    out["makespan_ratio_old_over_new"] = {"predicted": round(pm, 3), "measured": round(mm, 3)}
+    st = {k: measured[k]["steps"] for k in ("old", "new")}
+    for k in ("old", "new"):  # the measured schedule priced by the fitted cost: what load noise does not move
+        out["designs"][k]["measured"]["model_time_s"] = round(model_time(st[k], cost), 2)
+    ratio = lambda a, b: round(a / b, 3) if b else None  # noqa: E731
+    out["old_over_new"] = {
+        "makespan_predicted": ratio(sim["old"]["makespan_s"], sim["new"]["makespan_s"]),
+        "makespan_measured_wall": ratio(st["old"].span_s, st["new"].span_s),
+        "makespan_measured_model_time": ratio(model_time(st["old"], cost), model_time(st["new"], cost)),
+        "steps_predicted": ratio(sim["old"]["steps"], sim["new"]["steps"]),
+        "steps_measured": ratio(len(st["old"].n), len(st["new"].n))}
     out["occupancy_old_new"] = {"predicted": [sim["old"]["occupancy"], sim["new"]["occupancy"]],
                                 "measured": [out["designs"][k]["measured"]["occupancy"] for k in ("old", "new")]}
     notes = [load_note(*measured[k]["load"]) for k in ("new", "old")]
     out["load"] = [n for n in notes if n] or "load average stayed at or below the core count"
-    print("[check]", {k: out[k] for k in ("fitted_step_cost", "makespan_ratio_old_over_new", "occupancy_old_new")})
+    print("[check]", {k: out[k] for k in ("fitted_step_cost", "old_over_new", "occupancy_old_new")})
     return out

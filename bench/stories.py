@@ -11,26 +11,37 @@ part) and n_batch = 1 (every token takes the same path, texts must be identical)
 from __future__ import annotations
 
 import argparse
+import asyncio
+import tempfile
 import time
+from pathlib import Path
 
 from common import write
 
 from longsweep.config import ModelSpec, WorkerPolicy, get_model
 from longsweep.engines.llama_cpp import LlamaCppEngine
-from longsweep.runtime.worker import WorkerContext
+from longsweep.jobs.base import WorkItem
+from longsweep.jobs.stories import StoriesJob, StoryOptions
+from longsweep.jobs.stories.task import StoryTask
+from longsweep.results import read_table
+from longsweep.runtime.context import WorkerContext
+from longsweep.runtime.sink import RowSink
 from longsweep.stories.sequences import load_sequences
-from longsweep.stories.story_task import StoryTask
-from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(engine, items, reset: str) -> tuple[float, int, list[str]]:
-    ctx = WorkerContext(engine, engine.spec, WorkerPolicy(reset_after_chars=None), "bench")
-    engine.reset()
-    t0 = time.perf_counter()
-    rows = StoryTask(ctx, reset=reset).run(items)
-    wall = time.perf_counter() - t0
+def run(engine, items: list[WorkItem], reset: str) -> tuple[float, int, list[str]]:
+    """The stories task on one engine; its rows go through a sink into a temporary table and are read back."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sink = RowSink(Path(tmp) / "stories", StoriesJob.schema())
+        ctx = WorkerContext(engine, engine.spec, WorkerPolicy(reset_after_chars=None), "bench", sink=sink)
+        engine.reset()
+        t0 = time.perf_counter()
+        asyncio.run(StoryTask(ctx, StoryOptions(reset=reset)).run(items))
+        wall = time.perf_counter() - t0
+        sink.flush()
+        rows = sorted(read_table(Path(tmp) / "stories").to_pylist(), key=lambda r: r["key"])
     prefilled = sum(r["prompt_tokens"] - (r["cached_tokens"] or 0) for r in rows)
     return wall, prefilled, [r["response"] for r in rows]
 
@@ -44,9 +55,9 @@ def main() -> None:
     a = ap.parse_args()
     seqs = [s for s in load_sequences(PROJECT_ROOT / a.file).sequences
             if len(s.prompts) >= a.turns][: a.sequences]
-    items = [{"key": f"{s.id}/run1/bench", "sequence_id": s.id, "run": 1, "system": s.system,
-              "prompts": [{"name": p.name, "text": p.text} for p in s.prompts[: a.turns]],
-              "max_tokens": a.max_tokens, "seed": 0, "stop": []} for s in seqs]
+    items = [WorkItem(key=f"{s.id}/run1/bench", cost=1.0, n_rows=a.turns, payload={
+        "sequence_id": s.id, "run": 1, "system": s.system, "max_tokens": a.max_tokens, "seed": 0, "stop": [],
+        "prompts": [{"name": p.name, "text": p.text} for p in s.prompts[: a.turns]]}) for s in seqs]
     base = get_model("smollm2-135m").model_dump()
     result = {}
     for label, nb in (("batched_prefill", 512), ("batch_1", 1)):

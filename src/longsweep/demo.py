@@ -3,7 +3,8 @@
 Writes sample papers (two versions each, figures, references with abstracts,
 appendices, one with hidden text), reviews them with SmolLM2 on a local Ray with
 two actors, prints where the Parquet is and a short summary, then the report
-(``longsweep report``) of that run with its plots.
+(``longsweep report``) of that run with its plots, and the paired first-vs-revised comparison
+(``longsweep compare --base v1 --revised v2``) of the same sweep.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> int:
         report = ["report", str(out), "--plots", str(out / "plots")]
         print("\nlongsweep " + " ".join(report))
         cli_main(report)
+        compare = ["compare", str(out), "--base", "v1", "--revised", "v2", "--plots", str(out / "plots")]
+        print("\nlongsweep " + " ".join(compare))
+        cli_main(compare)  # with few papers some statistics are empty; the tables say why
     return code
 
 

@@ -172,7 +172,9 @@ def test_story_items_fit_a_small_window_exactly_and_record_what_was_dropped(tmp_
     # a window too small for the rubric itself: one error row per criterion, each its own key
     job, planned = _plan(tmp_path, src, STORY, smollm.with_window(1024), max_tokens=300)
     assert not planned.items and len(planned.error_rows) == 21
-    assert all(r["error_kind"] == "prompt_too_long" and r["item_key"] == r["key"] for r in planned.error_rows)
+    assert all(r["error_kind"] == "prompt_too_long" and r["error"] for r in planned.error_rows)
+    assert planned.error_rows[0]["key"] == "fox/run1/writer/turn01/creativity/smollm2-135m/run1"
+    assert {r["item_key"] for r in planned.error_rows[:7]} == {"fox/run1/writer/turn01/smollm2-135m/run1"}
 
 
 def test_flaw_items_come_from_meta_json_or_the_pairs_csv(tmp_path, smollm):
@@ -280,3 +282,16 @@ max_tokens: 128
     assert it.payload["seed"] == 1000 and planned.items[1].payload["seed"] == 2000
     props = job.rubric.json_schema()["properties"]["fair"]["properties"]
     assert list(props) == ["score", "evidence", "reasoning"] and props["score"]["enum"] == [1, 2, 3]
+
+
+def test_driver_error_rows_are_written_once_across_reruns(tmp_path, smollm):
+    """Items that cannot fit are error rows decided on the driver (no Ray needed); a rerun finds them done."""
+    from longsweep.runtime.sweep import RunSettings, run_job
+    src = story_source(tmp_path / "src", ["Once.", "Twice."])
+    job = JudgeJob(JudgeOptions(rubric=str(STORY), max_tokens=600), str(src))
+    settings = RunSettings(sweep_dir=tmp_path / "judged", sweep_id="j")
+    (first,) = run_job(job, [smollm.with_window(1024)], settings)
+    (second,) = run_job(job, [smollm.with_window(1024)], settings)
+    df = pd.read_parquet(tmp_path / "judged" / "judgments")
+    assert len(df) == 14 and df["key"].is_unique and (df["error_kind"] == "prompt_too_long").all()
+    assert (first.ran, second.skipped, second.ran) == (14, 14, 0)

@@ -29,11 +29,10 @@ def small_disk(tmp_path):
 
 
 def _fill(d):
-    with open(d / "filler", "wb") as f:
+    with open(d / "filler", "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 4096)
-                f.flush()
         except OSError:
             pass
 

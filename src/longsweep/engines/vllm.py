@@ -106,16 +106,31 @@ class VllmEngine(Engine):
             self._abort_unfinished()
             raise
         wall = time.perf_counter() - t0
-        results = []
-        for ids, o in zip(prompt_ids, outs):
-            c = o.outputs[0]
-            results.append(GenerationResult(  # prompt tokens as the engine evaluated them (images expanded)
-                text=c.text, finish_reason=c.finish_reason or "stop",
-                prompt_tokens=len(o.prompt_token_ids) if o.prompt_token_ids is not None else len(ids),
-                completion_tokens=len(c.token_ids), cached_tokens=o.num_cached_tokens,
-                latency_s=wall
-            ))
-        return results
+        return [_result(o, ids, wall) for ids, o in zip(prompt_ids, outs)]
+
+    def _generate_fed(self, requests, prompts, prompt_ids) -> list[GenerationResult]:
+        from vllm.sampling_params import RequestOutputKind
+        t0 = time.perf_counter()
+        futures = []
+        for r, p in zip(requests, prompts):
+            params = self._params(r)
+            params.output_kind = RequestOutputKind.FINAL_ONLY
+            futures.append(self._feed.submit(p, params))
+        outs = [f.result() for f in futures]  # the first failure raises, as LLM.generate does
+        return [_result(o, ids, time.perf_counter() - t0) for o, ids in zip(outs, prompt_ids)]
+
+    async def _agenerate(self, request: GenerationRequest, prompt_ids: list[int]) -> GenerationResult:
+        import asyncio
+
+        from vllm.sampling_params import RequestOutputKind
+        if self._feed is None:
+            from longsweep.engines.vllm_feed import EngineFeed
+            self._feed = EngineFeed(self._llm.llm_engine, is_dead=is_engine_dead)
+        params = self._params(request)
+        params.output_kind = RequestOutputKind.FINAL_ONLY
+        t0 = time.perf_counter()
+        out = await asyncio.wrap_future(self._feed.submit(self._prompt(request, prompt_ids), params))
+        return _result(out, prompt_ids, time.perf_counter() - t0)
 
     def _abort_unfinished(self) -> None:
         """After a failed call, drop its requests still inside the engine: else the next call runs them too."""

@@ -100,6 +100,8 @@ class EngineFeed:
         self._fail_running(RuntimeError("engine feed closed"))
 
     def _fail_running(self, e: BaseException) -> None:
+        if not self._futures:
+            return
         dead = self._is_dead(e)
         if dead:
             self.dead = e

@@ -16,6 +16,8 @@ import logging
 import os
 import socket
 
+from longsweep.errors import FatalError
+
 logger = logging.getLogger(__name__)
 
 # An embedded Ray starts no idle worker processes ahead of need: each wakes ~100 times a second (an idle
@@ -43,11 +45,42 @@ def answers(address: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _embedded(num_cpus: int | None, dashboard: bool, env: dict) -> None:
+def _embedded(num_cpus: int | None, dashboard: bool, env: dict, *, tries: int = 2) -> None:
+    """A new Ray of this process's own (``address="local"``), even when another process's Ray runs here.
+    On a machine too loaded for the raylet to register within Ray's 30 s, it is tried once more."""
     import ray
-    # address="local": a new Ray of this process's own, even when another process's Ray runs here
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
-             runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG)
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
+                     runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG)
+            return
+        except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception when its node times out
+            _shutdown_quietly()
+            if attempt == tries:
+                raise FatalError(f"an embedded Ray could not start ({_first_line(e)}); is the machine "
+                                 f"overloaded? Rerun, or start one with `ray start --head`") from None
+            logger.warning("embedded Ray did not start (%s); trying again", _first_line(e))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
+def _shutdown_quietly() -> None:
+    try:
+        import ray
+        ray.shutdown()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _join(address: str, env: dict) -> None:
+    import ray
+    try:
+        ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
+    except Exception as e:  # noqa: BLE001 - ConnectionError, a timeout, an authentication error
+        _shutdown_quietly()
+        raise FatalError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = False) -> str:
@@ -62,11 +95,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
         _embedded(num_cpus, dashboard, env)
         return "ray: started an embedded local Ray on 127.0.0.1 (--address local)"
     if address and address != "auto":
-        ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
+        _join(address, env)
         return f"ray: connected to the cluster at {address}"
     head = ray_start_address()
     if head and answers(head):
-        ray.init(address=head, runtime_env=env, logging_level=logging.WARNING)
+        _join(head, env)
         return f"ray: connected to the head started with `ray start` at {head}"
     if head:
         logger.warning("ray start recorded a head at %s, but it does not answer; starting an embedded Ray", head)

@@ -37,7 +37,8 @@ class WorkerContext:
         if spec and spec.split(":", 1)[0] in ("exit_once", "dead_once"):
             marker = spec.split(":", 1)[1]
             if not os.path.exists(marker):
-                open(marker, "w").close()
+                with open(marker, "w") as f:
+                    f.write(self.worker_id)  # which process died, for the test to check
                 if spec.startswith("exit_once"):
                     logger.error("fault injection: worker exits on key=%s", key)
                     os._exit(17)

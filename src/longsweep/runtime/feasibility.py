@@ -203,9 +203,10 @@ class ResourceWait:
         if self._since is None:
             return None
         el = time.monotonic() - self._since
-        who = f"the autoscaler ({', '.join(self._types)})" if self._types else "a node"
-        return (f"waiting for {who} to add a node with {fmt(actor_demand(self.spec))}: "
-                f"{el:.0f}s of --wait-for-resources {self.wait_s:.0f}")
+        what = f"a node with {fmt(actor_demand(self.spec))}"
+        who = (f"the autoscaler ({', '.join(self._types)}) to add {what}" if self._types
+               else f"{what} to join the cluster")
+        return f"waiting for {who}: {el:.0f}s of --wait-for-resources {self.wait_s:.0f}"
 
     def expired(self) -> str | None:
         """Why to stop: waited past the deadline with no node that can hold one actor."""

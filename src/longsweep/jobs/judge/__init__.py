@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from longsweep.config import ModelSpec, WorkerPolicy
 from longsweep.errors import ConfigError, InputError
-from longsweep.jobs.base import Job, Planned, WorkItem, register_job
+from longsweep.jobs.base import Job, Planned, register_job
 from longsweep.jobs.judge.options import JudgeOptions
 from longsweep.jobs.judge.rubric import load_rubric
 
@@ -80,11 +80,6 @@ class JudgeJob(Job):
     def make_items(self, spec: ModelSpec, sweep_id: str) -> Planned:
         from longsweep.jobs.judge.driver import Planner
         return Planner(self.rubric, self.options, self.inputs, spec, sweep_id).plan()
-
-    def item_done(self, item: WorkItem, done: dict[str, int]) -> bool:
-        """Done when its rows were written (together), or when they are driver-side error rows, each
-        written under its own key."""
-        return item.key in done or any(r["key"] in done for r in item.payload["rows"])
 
     def task(self, ctx):
         from longsweep.jobs.judge.task import JudgeTask

@@ -145,16 +145,16 @@ class Planner:
             fitted, reason = None, str(e)
         for k in runs:
             keys = [f"{r['key']}/{c}/{judge}/run{k}" for c, _, _ in judged]
+            item_key = keys[0] if len(keys) == 1 else f"{r['key']}/{judge}/run{k}"
             row_ctx = {**ctx, "run": k}
-            if fitted is None:  # every row of the item is an error row, each its own item key (resume by key)
+            if fitted is None:  # every row of the item is an error row, under the item's key (resume)
                 self.errors += [error_row(key, ErrorKind.PROMPT_TOO_LONG, reason or "", sweep_id=self.sweep_id,
-                                          model=judge, backend=self.spec.backend, criterion=c, flaw_index=fi,
-                                          flaw=fl, **row_ctx)
+                                          model=judge, backend=self.spec.backend, item_key=item_key, criterion=c,
+                                          flaw_index=fi, flaw=fl, **row_ctx)
                                 for key, (c, fi, fl) in zip(keys, judged)]
                 continue
             row_ctx.update(context_tokens=fitted.context_tokens, tokens_dropped=fitted.tokens_dropped,
                            turns_dropped=fitted.turns_dropped, response_tokens_dropped=fitted.text_tokens_dropped)
-            item_key = keys[0] if len(keys) == 1 else f"{r['key']}/{judge}/run{k}"
             payload = {"messages": fitted.messages, "max_tokens": self.max_tokens,
                        "seed": self.opts.seed + 1000 * k, "columns": row_ctx,
                        "rows": [{"key": key, "criterion": c, "flaw_index": fi, "flaw": fl}

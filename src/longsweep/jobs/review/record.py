@@ -37,6 +37,11 @@ REVIEWER_COLUMNS: list[tuple[str, pa.DataType]] = [
 REVIEWER_SCHEMA = pa.schema(REVIEWER_COLUMNS)
 
 
+def unparseable_error(issues: list[str]) -> str:
+    """The ``error`` of a review row whose answer its format's parser cannot use."""
+    return "unparseable review: " + "; ".join(issues[:3])
+
+
 def reviewer_rows(row: dict[str, Any], reviewers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The reviewers table's rows of one review row (its ``key`` and ``finished_at`` tie them to it)."""
     ids = {name: row.get(name) for name, _ in REVIEWER_COLUMNS[:8]}

@@ -16,7 +16,7 @@ from longsweep.engines.base import GenerationRequest, GenerationResult
 from longsweep.errors import ErrorKind
 from longsweep.jobs.base import WorkItem
 from longsweep.jobs.review.options import ReviewOptions
-from longsweep.jobs.review.record import REVIEWER_SCHEMA, REVIEWERS_TABLE, reviewer_rows
+from longsweep.jobs.review.record import REVIEWER_SCHEMA, REVIEWERS_TABLE, reviewer_rows, unparseable_error
 from longsweep.papers.formats import format_for_model
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.sink import RowSink
@@ -45,7 +45,7 @@ class ReviewTask:
         p = self.format.parse(res.text)
         if p.ok:
             return True, p, ""
-        return False, p, "unparseable review: " + "; ".join(p.issues[:3])
+        return False, p, unparseable_error(p.issues)
 
     async def run(self, items: list[WorkItem]) -> list[dict[str, Any]]:
         payloads = [ReviewPayload.model_validate(it.payload) for it in items]

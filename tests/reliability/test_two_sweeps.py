@@ -1,0 +1,37 @@
+"""Two sweeps on one machine without --address each finish (issue 15.10): a sweep never joins another
+sweep's embedded Ray (Ray's `address="auto"` would, and die with it), only a head started with `ray start`."""
+
+import pyarrow.parquet as pq
+import pytest
+from clirun import prompts, start, wait_for
+
+from longsweep.errors import ExitCode
+from longsweep.runtime.cluster import answers, ray_start_address
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_second_sweep_starts_its_own_ray_and_outlives_the_first(smollm, tmp_path):
+    first_p, second_p = prompts(tmp_path / "a.jsonl", 3, prefix="a"), prompts(tmp_path / "b.jsonl", 8, prefix="b")
+    log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+    a = start("generate", first_p, "--model", "smollm2-135m", "--max-tokens", "8", "--out", tmp_path / "A",
+              log=log_a)
+    assert wait_for(lambda: "ray: " in log_a.read_text(), 300), log_a.read_text()[-2000:]
+    b = start("generate", second_p, "--model", "smollm2-135m", "--max-tokens", "16", "--out", tmp_path / "B",
+              log=log_b)
+    rc_a, rc_b = a.wait(timeout=600), b.wait(timeout=900)
+    text_a, text_b = log_a.read_text(), log_b.read_text()
+    assert (rc_a, rc_b) == (ExitCode.OK, ExitCode.OK), text_a[-2000:] + "\n----\n" + text_b[-3000:]
+    head = ray_start_address()
+    if not (head and answers(head)):  # no `ray start` head on this machine: each has its own embedded Ray
+        assert "ray: started an embedded local Ray" in text_a and "ray: started an embedded local Ray" in text_b
+    assert "address=auto" not in text_a + text_b
+    assert sorted(pq.read_table(tmp_path / "B" / "generations").column("key").to_pylist()) == \
+        [f"b{i:02d}/smollm2-135m" for i in range(8)]
+
+
+def test_a_stale_ray_start_record_is_not_followed(tmp_path):
+    (tmp_path / "ray_current_cluster").write_text("127.0.0.1:9")  # a head that is gone (port 9: discard)
+    assert ray_start_address(str(tmp_path)) == "127.0.0.1:9"
+    assert not answers("127.0.0.1:9", timeout_s=1)
+    assert ray_start_address(str(tmp_path / "nowhere")) is None
