@@ -9,6 +9,7 @@
     longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
     longsweep report RESULTS_DIR [--plots DIR] [--json]
     longsweep compare RESULTS_DIR...         paired v1-vs-latest statistics over papers
+    longsweep reparse RESULTS_DIR...         re-derive parsed review columns from raw_content
 
 Exit codes (``errors.ExitCode``; docs/RELIABILITY.md has what each test checks):
 
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     add_compare(sub)
+    from longsweep.reparse import add_parser as add_reparse
+    add_reparse(sub)
     return ap
 
 
@@ -106,6 +109,9 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "models":
         from longsweep.models_cmd import cmd_models
         return cmd_models(args)
+    if args.cmd == "reparse":
+        from longsweep.reparse import run as run_reparse
+        return run_reparse(args)
     if args.cmd == "compare":
         from longsweep.analysis.command import run
         return run(args)

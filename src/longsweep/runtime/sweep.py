@@ -22,6 +22,7 @@ import pyarrow as pa
 from longsweep.config import ModelSpec
 from longsweep.errors import FatalError
 from longsweep.jobs.base import Job, Planned, WorkItem
+from longsweep.retry_errors import begin_retry
 from longsweep.results import done_items, now_iso, read_table, to_table, write_manifest
 from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.runtime.placement import OrphanSweeper, actor_resources, remote_args_fn
@@ -112,6 +113,9 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
     if dup:
         raise ValueError(f"duplicate work item keys: {dup[:5]}")
     done = done_items(table_dir)
+    retry = begin_retry(job, sweep_dir, planned, done)  # --retry-errors: error rows count as not done
+    if retry is not None:
+        done = retry.done
     todo = [it for it in items if not job.item_done(it, done)]
     fresh_errors = [r for r in error_rows if (r.get("item_key") or r["key"]) not in done]
     skipped = len(items) + len(error_rows) - len(todo) - len(fresh_errors)
@@ -127,6 +131,8 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
     if todo and not stopped:
         stopped = _execute(job, spec, todo, settings, table_dir, n_rows=n_rows, n_fresh=len(fresh_errors),
                            already=set(done), started=started)
+    if retry is not None:
+        retry.finish(sid)  # the replaced error rows leave the table once their new rows are written
     summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
     summary.stopped = stopped
