@@ -149,6 +149,7 @@ class Steps:
     def summary(self, max_num_seqs: int) -> dict:
         return {"steps": len(self.n), "span_s": round(self.span_s, 2), "idle_s": round(self.span_s - self.busy_s(), 2),
                 "occupancy": round(self.occupancy(max_num_seqs), 3),
+                "occupancy_steps": round(sum(self.n) / (len(self.n) * max_num_seqs), 3) if self.n else 0.0,
                 "mean_running": round(sum(self.n) / len(self.n), 2) if self.n else 0.0}
 
 

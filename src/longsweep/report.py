@@ -117,8 +117,11 @@ def build_report(results_dir: str | Path) -> dict[str, Any]:
         rows = [r for t in tables for r in t.to_pylist()]
         out[table] = fn(rows) if fn else {"counts": counts(rows), "performance": performance(rows)}
         out[table]["_rows"] = rows
-    if not any(t in out for t in ("reviews", "stories", "generations")):
-        raise FileNotFoundError(f"{root}: no reviews/, stories/ or generations/ results inside")
+    if (root / "judgments").is_dir() or any(root.glob("*/judgments")):
+        from longsweep.report_judge import build_judge_report
+        out["judgments"] = build_judge_report(root)
+    if not any(t in out for t in ("reviews", "stories", "generations", "judgments")):
+        raise FileNotFoundError(f"{root}: no reviews/, stories/, generations/ or judgments/ results inside")
     return out
 
 
@@ -174,4 +177,7 @@ def format_text(report: dict[str, Any]) -> str:
     if "generations" in report:
         g = report["generations"]
         out += ["", "== generations =="] + _counts_lines(g["counts"]) + [""] + _perf_lines(g["performance"])
+    if "judgments" in report:
+        from longsweep.report_judge import format_judge_text
+        out += ["", format_judge_text(report["judgments"])]
     return "\n".join(out)

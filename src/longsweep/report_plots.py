@@ -84,4 +84,7 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.set(title="Completion length per turn (mean)", xlabel="turn", ylabel="completion tokens")
         _save(fig, out / "completion_per_turn.png", written)
         _tokens_over_time(st["_rows"], "Story tokens/s over time", out / "story_tokens_per_s.png", written)
+    if "judgments" in report:
+        from longsweep.report_judge import write_judge_plots
+        written += write_judge_plots(report["judgments"], out)
     return written

@@ -116,7 +116,7 @@ def _broken_pdfs(root):
     (root / "README.md").write_text("# about these papers")
 
 
-def test_a_folder_of_broken_pdfs_every_file_is_one_row_with_its_reason(ray_local, smollm, tmp_path, capsys, caplog):
+def test_a_folder_of_broken_pdfs_every_file_is_one_row_with_its_reason(ray_local, smollm, tmp_path, capsys):
     """15.7: a symlink loop, a folder named x.pdf, a truncated PDF that PyMuPDF repairs were dropped or reviewed
     from a fragment. Through the CLI: exit 1 (some items are error rows), each entry a row or a listed skip."""
     from longsweep.cli import main
@@ -129,9 +129,16 @@ def test_a_folder_of_broken_pdfs_every_file_is_one_row_with_its_reason(ray_local
                       "SmolLM2-135M-Instruct.Q4_1.gguf}\n    context_window: 1024\n    completion_reserve: 160\n")
     opts = tmp_path / "review.yaml"
     opts.write_text("runs: 1\n")
-    caplog.set_level("WARNING", logger="longsweep.papers.layout")
-    code = main(["review", str(papers), "--model", "smol", "--models-file", str(models), "--config", str(opts),
-                 "--out", str(tmp_path / "out")])
+    import io
+    import logging
+    warned = io.StringIO()
+    handler = logging.StreamHandler(warned)
+    logging.getLogger("longsweep.papers.layout").addHandler(handler)
+    try:
+        code = main(["review", str(papers), "--model", "smol", "--models-file", str(models), "--config", str(opts),
+                     "--out", str(tmp_path / "out")])
+    finally:
+        logging.getLogger("longsweep.papers.layout").removeHandler(handler)
     err = capsys.readouterr().err
     assert code == ExitCode.ITEM_ERRORS, err[-3000:]
     rows = {r["paper_id"]: r for r in pq.read_table(tmp_path / "out" / "reviews").to_pylist()}
@@ -149,7 +156,7 @@ def test_a_folder_of_broken_pdfs_every_file_is_one_row_with_its_reason(ray_local
         assert rows[pid]["status"] == "error" and rows[pid]["error_kind"] == kind and text in rows[pid]["error"], \
             (pid, rows[pid]["error_kind"], rows[pid]["error"])
     assert rows["good"]["attempts"] >= 1 and rows["good"]["raw_content"] is not None
-    assert "2 entries skipped: README.md (the folder's README); notes.txt (not a .pdf or .md file)" in caplog.text
+    assert "2 entries skipped: README.md (the folder's README); notes.txt (not a .pdf or .md file)" in warned.getvalue()
 
 
 def test_a_repaired_pdf_is_reviewed_only_when_accepted_and_then_flagged(tmp_path):

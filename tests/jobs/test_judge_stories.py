@@ -160,6 +160,20 @@ def test_unparseable_scores_are_error_rows_left_out_of_means_and_agreement_is_re
     assert all(r["n_raters"] == 2 for r in rep["agreement_runs"] + rep["agreement_judges"])
     assert rep["agreement_judges"] and "agreement across judge models" in format_judge_text(rep)
 
+    # --retry-errors: judge-b's items with an error row run again; every row of such an item is replaced
+    # (the old ones move to retried/judgments/), every key keeps exactly one row
+    again = df[df["model"] == "judge-b"].groupby("item_key")["status"].apply(lambda s: (s != "ok").any())
+    code = main(["judge", str(src), "--rubric", RUBRIC, "--model", "judge-b", "--window", "4096", "--actors", "1",
+                 "--max-tokens", "40", "--out", str(out), "--models-file", str(tmp_path / "models.yaml"),
+                 "--config", str(tmp_path / "judge.yaml"), "--retry-errors"])
+    assert code == 1
+    after = _judgments(out)
+    assert after["key"].is_unique and set(after["key"]) == set(df["key"])
+    moved = pd.read_parquet(out / "retried" / "judgments")
+    assert set(moved["item_key"]) == set(again[again].index) and len(moved) == again.sum() * len(CRITERIA)
+    new = after[after["item_key"].isin(moved["item_key"])]
+    assert (new["finished_at"] >= moved["finished_at"].max()).all()
+
 
 def _only(df: pd.DataFrame, folder: Path) -> Path:
     (folder / "judgments").mkdir(parents=True)

@@ -15,7 +15,7 @@ from longsweep.jobs.judge import JudgeJob
 from longsweep.jobs.judge.options import JudgeOptions
 from longsweep.jobs.judge.parse import FLAW, parse_answer
 from longsweep.jobs.judge.rubric import load_rubric
-from longsweep.jobs.judge.sources import flaws_from_meta, flaws_from_pairs, parse_flaw_list
+from longsweep.jobs.judge.sources import flaws_from_meta, flaws_from_pairs
 from longsweep.results import to_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +89,8 @@ def test_the_cli_refuses_a_missing_rubric_or_source_table_before_ray(tmp_path, c
     assert "--rubric" in capsys.readouterr().err
     assert main(["judge", str(src), "--rubric", str(FLAWS), "--model", "smollm2-135m"]) == 2
     assert "no reviews/ table" in capsys.readouterr().err
+    assert main(["judge", str(src), "--rubric", str(STORY), "--model", "smollm2-135m", "--retry-errors=late"]) == 2
+    assert "--retry-errors" in (err := capsys.readouterr().err) and "unknown error kind 'late'" in err
 
 
 # ---- parsing -------------------------------------------------------------------------------------------
@@ -123,20 +125,17 @@ def test_flaws_from_meta_json_and_from_a_pairs_csv(tmp_path):
     (tmp_path / "p1" / "meta.json").write_text(json.dumps({"flaws": ["A", " B "], "v2": {"context": "c"}}))
     (tmp_path / "p2").mkdir()
     (tmp_path / "p2" / "meta.json").write_text(json.dumps({"v2": {"context": "c"}}))
-    assert flaws_from_meta(tmp_path, ["p1", "p2", "p3"]) == {"p1": ["A", "B"], "p2": []}
+    assert flaws_from_meta(tmp_path, ["p1", "p2", "p3"]) == {"p1": ["A", "B"], "p2": [], "p3": []}
     (tmp_path / "p2" / "meta.json").write_text(json.dumps({"flaws": ["A", 3]}))
-    with pytest.raises(ConfigError, match=r"p2/meta.json: flaws.1"):
+    with pytest.raises(ConfigError, match=r"p2/meta.json: flaws: expected a list"):
         flaws_from_meta(tmp_path, ["p2"])
-    assert parse_flaw_list("['it''s a flaw', \"b\"]") == ["its a flaw", "b"]
-    assert parse_flaw_list('["x", "y"]') == ["x", "y"]
-    csv = tmp_path / "pairs.csv"
-    pd.DataFrame({"paperid": ["p1", "p2"], "v1_folder_path": ["a", "b"],
-                  "flaw_descriptions": [repr(["Leaks test data.", "No ablation."]), json.dumps(["Tiny sample."])]}
-                 ).to_csv(csv, index=False)
-    assert flaws_from_pairs(csv) == {"p1": ["Leaks test data.", "No ablation."], "p2": ["Tiny sample."]}
-    pd.DataFrame({"paperid": ["p1"], "flaw_descriptions": ["{'not': 'a list'}"]}).to_csv(csv, index=False)
-    with pytest.raises(InputError, match=r"pairs.csv: line 2 \(paperid 'p1'\): flaw_descriptions"):
-        flaws_from_pairs(csv)
+    csv = tmp_path / "pairs.csv"  # the review seed's layout: flaw lists as Python literals, or JSON
+    pd.DataFrame({"paperid": ["p1", "p2", "p3"], "v1_folder_path": ["a", "b", "c"],
+                  "flaw_descriptions": [repr(["Leaks test data.", "No ablation."]), json.dumps(["Tiny sample."]),
+                                        "not a list"]}).to_csv(csv, index=False)
+    assert flaws_from_pairs(csv, ["p1", "p2"]) == {"p1": ["Leaks test data.", "No ablation."], "p2": ["Tiny sample."]}
+    with pytest.raises(InputError, match=r"pairs.csv: row 3 \(line 4, paperid 'p3'\): flaw_descriptions"):
+        flaws_from_pairs(csv, ["p1", "p3"])  # a bad row matters only when its paper is judged
 
 
 # ---- the driver: fitting with exact counts, keys, error rows --------------------------------------------
@@ -191,7 +190,8 @@ def test_flaw_items_come_from_meta_json_or_the_pairs_csv(tmp_path, smollm):
     assert "Weaknesses:\n- The baseline is weak." in it.payload["messages"][-1]["content"]
     assert planned.extra["reviews without known flaws"] == 1 and planned.extra["source error rows skipped"] == 1
     csv = tmp_path / "pairs.csv"
-    pd.DataFrame({"paperid": ["p2"], "flaw_descriptions": [repr(["Tiny sample."])]}).to_csv(csv, index=False)
+    pd.DataFrame({"paperid": ["p2"], "v1_folder_path": ["p2"], "flaw_descriptions": [repr(["Tiny sample."])]}
+                 ).to_csv(csv, index=False)
     job, planned = _plan(tmp_path, src, FLAWS, smollm, pairs_csv=str(csv))
     assert [it.key for it in planned.items] == ["p2/v1/run1/reviewer/flaw01/smollm2-135m/run1"]
     with pytest.raises(InputError, match="--papers-dir"):

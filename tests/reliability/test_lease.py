@@ -67,11 +67,12 @@ def test_the_holder_renews_its_lease(tmp_path):
         assert time.time() - held.path.stat().st_mtime < 5
 
 
-def _race(d, q):
+def _race(d, q, go, done):
+    go.wait(60)  # all start together
     try:
         held = lease.acquire(d)
         q.put("won")
-        time.sleep(1.0)
+        done.wait(60)  # hold it until every contender has tried
         held.release()
     except SweepBusyError:
         q.put("busy")
@@ -82,13 +83,17 @@ def test_runs_racing_for_a_stale_lease_have_one_winner(tmp_path):
     old = time.time() - lease.STALE_AFTER_S - 5
     os.utime(tmp_path / lease.LEASE_FILE, (old, old))
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(tmp_path, q)) for _ in range(4)]
+    q, go, done = ctx.Queue(), ctx.Event(), ctx.Event()
+    procs = [ctx.Process(target=_race, args=(tmp_path, q, go, done)) for _ in range(4)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join(60)
-    results = sorted(q.get(timeout=5) for _ in procs)
+    go.set()
+    try:
+        results = sorted(q.get(timeout=120) for _ in procs)
+    finally:
+        done.set()
+        for p in procs:
+            p.join(60)
     assert results == ["busy", "busy", "busy", "won"]
 
 

@@ -76,3 +76,15 @@ def test_window_with_the_real_tokenizer(smol_tok):
     w = fit_window(smol_tok, system="You write stories.", history=h, prompt="Continue.", window=1024, max_tokens=256)
     assert w.context_tokens == count_messages(smol_tok, w.messages) <= 1024 - 256
     assert w.turns_dropped > 0
+
+
+def test_a_prompt_that_fits_only_without_the_dropped_turns_marker_is_a_budget_error(smol_tok):
+    """Every earlier turn must go, and the marker saying so would push the prompt over: a BudgetError (an
+    error row), never an AssertionError (a crashed task)."""
+    from longsweep.budget import BudgetError
+    from longsweep.stories.window import fit_window
+    prompt = "Continue the story. " * 20
+    base = len(smol_tok.encode_messages([{"role": "user", "content": prompt}]))
+    history = [("Begin.", "word " * 300)]
+    with pytest.raises(BudgetError, match="marker"):
+        fit_window(smol_tok, system=None, history=history, prompt=prompt, window=base + 2 + 16, max_tokens=16)

@@ -153,8 +153,11 @@ def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
             "command": command, "token": uuid.uuid4().hex}
     with _guard(sweep_dir):
         cur = _read(path)
-        if cur is not None:
+        try:
             age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:  # removed by hand meanwhile
+            cur = None
+        if cur is not None:
             why = stale_reason(cur, age, host=host)
             if why is None:
                 raise SweepBusyError(

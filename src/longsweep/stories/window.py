@@ -83,7 +83,9 @@ def fit_window(tok: Tokenizer, *, system: str | None, history: list[tuple[str, s
             marker = DROP_MARKER.format(n=dropped)
     msgs = _with_marker(messages_for(system, h, prompt), marker, system)
     n = len(tok.encode_messages(msgs))
-    assert n <= limit, (n, limit)
+    if n > limit:  # every earlier turn dropped, and the marker that says so does not fit beside the prompt
+        raise BudgetError(f"system prompt + current prompt + the dropped-turns marker need {n} tokens; only "
+                          f"{limit} fit beside max_tokens {max_tokens} and buffer {buffer} in a window of {window}")
     return Window(msgs, n, tokens_dropped=full - n, turns_dropped=dropped)
 
 

@@ -64,12 +64,16 @@ class JudgeJob(Job):
                        help="JSON-schema constrained answers (default: the rubric's)")
         p.add_argument("--papers-dir", default=None, help="flaws: papers with meta.json (default: the sweep's)")
         p.add_argument("--pairs-csv", default=None, help="flaws: paperid + flaw_descriptions instead of meta.json")
+        p.add_argument("--retry-errors", nargs="?", const="all", default=None, metavar="KINDS",
+                       help="judge again the items with an error row (every kind, or KIND,...), replacing their rows")
 
     @classmethod
     def overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
+        from longsweep.jobs.review import retry_kinds
         return {"rubric": args.rubric, "runs": args.runs, "max_tokens": args.max_tokens,
                 "temperature": args.temperature, "constrain_json": args.constrain_json,
-                "papers_dir": args.papers_dir, "pairs_csv": args.pairs_csv}
+                "papers_dir": args.papers_dir, "pairs_csv": args.pairs_csv,
+                "retry_errors": retry_kinds(args.retry_errors)}
 
     def default_policy(self) -> WorkerPolicy:
         """No reset after a failed judgement: its cause is the answer, not the model's state, and the KV

@@ -24,7 +24,7 @@ from longsweep.jobs.base import Planned, WorkItem
 from longsweep.jobs.judge.fit import Fitted, fit_request
 from longsweep.jobs.judge.options import JudgeOptions
 from longsweep.jobs.judge.rubric import Rubric
-from longsweep.jobs.judge.sources import Source, flaws_from_meta, flaws_from_pairs, read_source, source_papers_dir
+from longsweep.jobs.judge.sources import Source, flaws_from_meta, flaws_from_pairs, read_source, recorded_inputs
 from longsweep.results import error_row
 from longsweep.runtime.plan import item_cost
 
@@ -106,14 +106,15 @@ class Planner:
 
     def _flaws(self, src: Source, extra: dict[str, Any]) -> None:
         o = self.opts
-        if o.pairs_csv:
-            known = flaws_from_pairs(o.pairs_csv)
+        ids = [r["paper_id"] for r in src.rows if r.get("paper_id")]
+        papers, pairs = (o.papers_dir, o.pairs_csv) if o.papers_dir or o.pairs_csv else recorded_inputs(self.inputs)
+        if pairs:
+            known = flaws_from_pairs(pairs, ids)
+        elif papers and Path(papers).is_dir():
+            known = flaws_from_meta(papers, ids)
         else:
-            papers = o.papers_dir or source_papers_dir(self.inputs)
-            if not papers or not Path(papers).is_dir():
-                raise InputError(f"{self.inputs}: the flaws come from the papers' meta.json: give --papers-dir "
-                                 f"(the review sweep recorded {papers!r}) or --pairs-csv")
-            known = flaws_from_meta(papers, [r["paper_id"] for r in src.rows if r.get("paper_id")])
+            raise InputError(f"{self.inputs}: the flaws come from the papers' meta.json or a pairs CSV: give "
+                             f"--papers-dir or --pairs-csv (the review sweep recorded {papers!r})")
         without = 0
         for r in src.rows:
             flaws = known.get(r.get("paper_id") or "", [])

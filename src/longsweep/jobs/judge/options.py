@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from longsweep.errors import ErrorKind
 
 
 class JudgeOptions(BaseModel):
@@ -24,3 +26,15 @@ class JudgeOptions(BaseModel):
                                                      "one the review sweep recorded).")
     pairs_csv: str | None = Field(None, description="flaws: a pairs CSV (paperid, flaw_descriptions) instead of "
                                                     "meta.json.")
+    retry_errors: list[str] | None = Field(None, description="Run again the items with an error row of these "
+                                                            "kinds ([] = every kind), replacing their rows "
+                                                            "(longsweep/retry_errors.py).")
+
+    @field_validator("retry_errors")
+    @classmethod
+    def _kinds(cls, v: list[str] | None) -> list[str] | None:
+        known = [k.value for k in ErrorKind]
+        bad = [k for k in v or [] if k not in known]
+        if bad:
+            raise ValueError(f"unknown error kind {', '.join(map(repr, bad))} (one of: all, {', '.join(known)})")
+        return v

@@ -7,22 +7,19 @@ Known flaws of a paper come from ``<papers_dir>/<paper_id>/meta.json``::
 
 (``flaws`` beside the per-version entries that ``papers/layout.py`` reads), or from the review seed's
 pairs CSV (``--pairs-csv``): a ``paperid`` (or ``paper_id``) column and ``flaw_descriptions``, a JSON or
-Python-literal list of strings.
+Python-literal list of strings. Both are read by ``papers/pairs.py``, as the review job reads them;
+without either flag, the papers folder or CSV the review sweep recorded in its manifest is used.
 """
 
 from __future__ import annotations
 
-import ast
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
 
-from longsweep.config import validate
 from longsweep.errors import ConfigError, InputError
 
 STORY_COLUMNS = ["key", "item_key", "model", "status", "sequence_id", "run", "turn", "prompt_name", "prompt",
@@ -73,85 +70,49 @@ def read_source(folder: str | Path, table: str) -> Source:
     return src
 
 
-def source_papers_dir(folder: str | Path) -> str | None:
-    """The papers folder a review sweep recorded in its manifest (``config.papers_dir``), if any."""
+def recorded_inputs(folder: str | Path) -> tuple[str | None, str | None]:
+    """(papers folder, pairs CSV) that a review sweep recorded in its manifest's ``config``, if any."""
     try:
         data = json.loads((Path(folder) / "manifest.json").read_text())
     except (OSError, json.JSONDecodeError):
-        return None
+        return None, None
     cfg = data.get("config") if isinstance(data, dict) else None
-    return cfg.get("papers_dir") if isinstance(cfg, dict) else None
-
-
-class _Flaws(BaseModel):
-    model_config = ConfigDict(extra="allow")  # the per-version entries are layout.py's business
-    flaws: list[str] = Field(default_factory=list)
-
-
-def _clean(flaws: list[str], where: str) -> list[str]:
-    out = [f.strip() for f in flaws]
-    if any(not f for f in out):
-        raise ConfigError(f"{where}: flaws: empty flaw description")
-    return out
+    if not isinstance(cfg, dict):
+        return None, None
+    return cfg.get("papers_dir"), cfg.get("pairs_csv")
 
 
 def flaws_from_meta(papers_dir: str | Path, paper_ids: list[str]) -> dict[str, list[str]]:
-    """``flaws`` of each paper's meta.json; a paper without meta.json or without the list has none."""
+    """``flaws`` of each paper's meta.json (``papers.pairs.with_meta_flaws``, the review job's reader); a
+    paper without meta.json or without the list has none; a bad list is a ``ConfigError`` naming the file."""
+    from longsweep.papers.layout import PaperFile
+    from longsweep.papers.pairs import with_meta_flaws
+
     out: dict[str, list[str]] = {}
-    for pid in sorted(set(paper_ids)):
-        p = Path(papers_dir) / pid / "meta.json"
-        if not p.is_file():
-            continue
-        try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: not valid JSON ({e})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected an object (\"flaws\": [...] beside the versions)")
-        out[pid] = _clean(validate(_Flaws, raw, str(p)).flaws, str(p))
+    for p in with_meta_flaws(papers_dir, [PaperFile(pid, "v1", None) for pid in sorted(set(paper_ids))]):
+        if p.error:
+            raise ConfigError(f"{Path(papers_dir) / p.error}")
+        out[p.paper_id] = list(p.flaws)
     return out
 
 
-def parse_flaw_list(text: str) -> list[str]:
-    """A JSON list or a Python-literal list of strings (the review seed writes ``repr`` of a list)."""
-    text = (text or "").strip()
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f"neither a JSON nor a Python list ({type(e).__name__})") from None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"expected a list of strings, got {type(value).__name__}")
-    return list(value)
+def flaws_from_pairs(csv_path: str | Path, paper_ids: list[str]) -> dict[str, list[str]]:
+    """``flaw_descriptions`` of the papers ``paper_ids`` in the review seed's pairs CSV (read by
+    ``papers.pairs``, as the review job reads it); a bad list of one of them is an ``InputError`` naming the
+    file, the row and the column (other rows are not this run's business)."""
+    from longsweep.papers.pairs import FLAW_COLUMN, parse_flaw_list, read_pairs_file
 
-
-def flaws_from_pairs(csv_path: str | Path) -> dict[str, list[str]]:
-    """``flaw_descriptions`` per paper id of a pairs CSV; errors name the file, the row and the column."""
-    path = Path(csv_path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else []
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{path}: not a readable CSV ({e})") from None
-    id_col = "paperid" if "paperid" in header else "paper_id" if "paper_id" in header else None
-    if id_col is None or "flaw_descriptions" not in header:
-        raise InputError(f"{path}: needs columns paperid (or paper_id) and flaw_descriptions; found "
-                         f"{', '.join(header) or 'none'}")
-    out: dict[str, list[str]] = {}
-    for i, r in enumerate(rows, start=2):  # line 1 is the header
-        pid = (r.get(id_col) or "").strip()
+    pf = read_pairs_file(csv_path)
+    if not pf.has_flaws:
+        raise InputError(f"{pf.path}: no {FLAW_COLUMN} column: the judge's flaws come from it")
+    wanted, out = set(paper_ids), {}
+    for n, line, cells in pf.rows:
+        pid = (cells.get(pf.id_column) or "").strip()
+        if pid not in wanted:
+            continue
         try:
-            flaws = parse_flaw_list(r.get("flaw_descriptions") or "")
+            out[pid] = parse_flaw_list(cells.get(FLAW_COLUMN))
         except ValueError as e:
-            raise InputError(f"{path}: line {i} ({id_col} {pid!r}): flaw_descriptions: {e}") from None
-        if not pid:
-            raise InputError(f"{path}: line {i}: {id_col} is empty")
-        out[pid] = _clean(flaws, f"{path}: line {i} ({id_col} {pid!r})")
+            raise InputError(f"{pf.path}: row {n} (line {line}, {pf.id_column} {pid!r}): {FLAW_COLUMN}: "
+                             f"{e}") from None
     return out
