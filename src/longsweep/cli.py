@@ -44,7 +44,9 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="sweep folder (default results/<sweep_id>)")
     p.add_argument("--sweep-id", default=None)
     p.add_argument("--resume", action="store_true", help="skip keys already in --out (also the default when --out has results)")
-    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS, then a running local head, then embedded)")
+    p.add_argument("--address", default=None,
+                   help="Ray address; `local`: an embedded Ray (default: RAY_ADDRESS, then a head started with "
+                        "`ray start` on this machine, then an embedded Ray; never another sweep's embedded Ray)")
     p.add_argument("--actors", default=None, help="actor pool size: N or MIN,MAX")
     p.add_argument("--batch-items", type=int, default=None, help="items per planned batch")
     p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")

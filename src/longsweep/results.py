@@ -92,7 +92,8 @@ def _read_files(files: list[Path], columns: list[str] | None) -> tuple[list[pa.T
     for i, f in enumerate(files):
         try:
             names = pq.read_schema(f).names
-            want = None if columns is None else [c for c in dict.fromkeys([*columns, "key", "finished_at"]) if c in names]
+            wanted = dict.fromkeys([*(columns or []), "key", "finished_at"])
+            want = None if columns is None else [c for c in wanted if c in names]
             t = pq.read_table(f, columns=want)
         except FileNotFoundError:
             vanished += 1
@@ -113,7 +114,8 @@ def dedupe(t: pa.Table) -> tuple[pa.Table, list[str]]:
     if pc.count_distinct(keys, mode="all").as_py() == t.num_rows:
         return t, []
     order = pa.table({
-        "k": keys, "f": t.column("finished_at") if "finished_at" in t.column_names else pa.nulls(t.num_rows, pa.string()),
+        "k": keys,
+        "f": t.column("finished_at") if "finished_at" in t.column_names else pa.nulls(t.num_rows, pa.string()),
         "file": t.column("__file") if "__file" in t.column_names else pa.array(np.zeros(t.num_rows, np.int32)),
         "i": pa.array(np.arange(t.num_rows)),
     })

@@ -154,6 +154,7 @@ def test_export_of_a_stories_folder_is_one_line(tmp_path, capsys):
     from longsweep.jobs.stories import StoriesJob
     from longsweep.results import to_table
     (tmp_path / "s" / "stories").mkdir(parents=True)
-    pq.write_table(to_table([{"key": "k", "status": "ok"}], StoriesJob.schema()), tmp_path / "s" / "stories" / "a.parquet")
+    pq.write_table(to_table([{"key": "k", "status": "ok"}], StoriesJob.schema()),
+                   tmp_path / "s" / "stories" / "a.parquet")
     code, err = _sweep(tmp_path, capsys, "export", tmp_path / "s", "--to", tmp_path / "exp")
     assert code == ExitCode.BAD_INPUT and "not a review sweep" in err and len(err.strip().splitlines()) == 1

@@ -87,6 +87,9 @@ class Job(abc.ABC):
         """Reset model state only on failure, unless the job says otherwise (stories: after long answers)."""
         return WorkerPolicy()
 
+    def check_inputs(self) -> None:
+        """The inputs as a whole (unreadable, empty, duplicate ids), checked before Ray: raise InputError."""
+
     @abc.abstractmethod
     def make_items(self, spec: ModelSpec, sweep_id: str) -> Planned:
         """Driver side: read the inputs, fit them to ``spec``'s window, return the work items."""

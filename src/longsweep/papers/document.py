@@ -35,6 +35,7 @@ class Document:
     page_starts: list[int] = field(default_factory=list)  # char offset of each page (1-based page = index+1)
     figures: list[Figure] = field(default_factory=list)
     hidden: list[HiddenSpan] = field(default_factory=list)
+    repaired: bool = False  # PyMuPDF had to repair the file: the text may be a fragment
 
     @property
     def chars(self) -> int:

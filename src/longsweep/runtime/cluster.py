@@ -100,7 +100,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     head = ray_start_address()
     if head and answers(head):
         _join(head, env)
-        return f"ray: connected to the head started with `ray start` at {head}"
+        return f"ray: connected to the running local cluster at {head} (started with `ray start`)"
     if head:
         logger.warning("ray start recorded a head at %s, but it does not answer; starting an embedded Ray", head)
     if address == "auto":

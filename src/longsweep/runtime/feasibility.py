@@ -159,7 +159,8 @@ def assess(spec: ModelSpec, types: list[NodeType] | None | bool = True) -> Feasi
     """``types``: the autoscaler's node types when already known; True: look them up."""
     f = Feasibility(actor_demand(spec), alive_nodes(), node_types() if types is True else types or None)
     f.fit_now = [a for a, r in f.nodes if fits(f.need, r)]
-    f.fit_later = [t.name for t in f.types or [] if t.max_count != 0 and (t.resources is None or fits(f.need, t.resources))]
+    f.fit_later = [t.name for t in f.types or []
+                   if t.max_count != 0 and (t.resources is None or fits(f.need, t.resources))]
     return f
 
 

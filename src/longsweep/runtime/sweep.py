@@ -97,8 +97,10 @@ def run_job(job: Job, specs: list[ModelSpec], settings: RunSettings) -> list[Swe
 
 
 def _plan_and_run(job: Job, spec: ModelSpec, settings: RunSettings) -> SweepSummary:
-    planned = job.make_items(spec, settings.sweep_id)
-    s = run_sweep(job, spec, planned, settings)
+    from longsweep.runtime.signals import interruptible
+    with interruptible():  # a signal during one model's sweep in a thread interrupts that thread too
+        planned = job.make_items(spec, settings.sweep_id)
+        s = run_sweep(job, spec, planned, settings)
     s.extra.update(planned.extra)
     return s
 
@@ -158,7 +160,10 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75): grow as
     # soon as every actor is busy.
     ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
-    ds = ray.data.from_items([{"items": pack_batch(b)} for b in batches], override_num_blocks=len(batches))
+    # from_items puts each block in the object store (~3 ms each): cap the blocks so that 100,000 items start
+    # within seconds; a block then holds several batches, and rows land once per block's task
+    ds = ray.data.from_items([{"items": pack_batch(b)} for b in batches],
+                             override_num_blocks=min(len(batches), MAX_BLOCKS))
     ds = ds.map_batches(
         _worker_cls(),
         batch_size=1,
@@ -200,6 +205,9 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     finally:
         remote_args.release()  # no placement group outlives its model's sweep
     return progress.stop_reason
+
+
+MAX_BLOCKS = 2000  # input blocks of one sweep's dataset
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ class StoriesJob(Job):
     def overrides(cls, args: argparse.Namespace) -> dict[str, Any]:
         return {"runs": args.runs, "max_tokens": args.max_tokens, "reset": args.reset}
 
+    def check_inputs(self) -> None:
+        from longsweep.stories.sequences import load_sequences
+        load_sequences(self.inputs)  # no sequences, repeated ids, an unreadable file: refused before Ray
+
     def default_policy(self) -> WorkerPolicy:
         o: StoryOptions = self.options
         return WorkerPolicy(min_chars=o.min_chars, max_retries=o.max_retries,
