@@ -16,6 +16,8 @@ interval) over every unit, ICC(2,1) and ICC(3,1) over the complete ones.
 
 from __future__ import annotations
 
+from longsweep.plotting import plt as _plt, save as _save
+
 import math
 import re
 from pathlib import Path
@@ -255,18 +257,6 @@ def _paired_lines(p: dict[str, Any] | None) -> list[str]:
     return out + [f"  - {n}" for n in p["notes"]]
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path, written: list[Path]) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
-    written.append(path)
 
 
 def _err(rows: list[dict[str, Any]], mid: str) -> np.ndarray:

@@ -3,23 +3,13 @@ tokens/s over time, completion length per turn. Returns the files written."""
 
 from __future__ import annotations
 
+from longsweep.plotting import plt as _plt, save as _save
+
 import datetime as _dt
 from pathlib import Path
 from typing import Any
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path, written: list[Path]) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
-    written.append(path)
 
 
 def _time(s: str | None) -> _dt.datetime | None:
