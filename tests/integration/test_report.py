@@ -104,4 +104,4 @@ def test_report_text_and_plots(sweep, tmp_path, capsys):
 
 def test_report_of_a_folder_without_results_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
-    assert "no reviews/, stories/ or generations/ results" in capsys.readouterr().err
+    assert "no reviews/, stories/, generations/ or judgments/ results" in capsys.readouterr().err
