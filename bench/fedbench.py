@@ -98,7 +98,7 @@ def old_design():
     """The driver plans and dispatches as before issue 16: ``feed_settings`` -> None."""
     from longsweep.runtime import sweep
     saved = sweep.feed_settings
-    sweep.feed_settings = lambda spec: None
+    sweep.feed_settings = lambda spec, **kw: None
     try:
         yield
     finally:

@@ -122,7 +122,7 @@ def check_vllm(*, n_items: int = 48, max_num_seqs: int = 8, seed: int = 0, windo
                                                           - (rows[it.key]["cached_tokens"] or 0)))])
              for it in items]
     sim = {}
-    for label, d in designs(max_num_seqs, story=False, old_batch=None).items():
+    for label, d in designs(max_num_seqs, story=False, old_batch=None, n_items=len(units)).items():
         key = label.split(":")[0]
         if key in ("old", "new"):
             r = replay(units, Engine(cost, max_num_seqs), **d)

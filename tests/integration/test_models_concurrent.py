@@ -9,7 +9,7 @@ import yaml
 pytestmark = pytest.mark.integration
 
 
-def test_two_models_run_concurrently_and_each_key_is_written_once(ray_local, tmp_path, capsys):
+def test_two_models_run_concurrently_and_each_key_is_written_once(ray_local, tmp_path, capfd):
     from longsweep.cli import main
     from longsweep.config import PACKAGED_MODELS_FILE
     reg = yaml.safe_load(PACKAGED_MODELS_FILE.read_text())
@@ -21,13 +21,18 @@ def test_two_models_run_concurrently_and_each_key_is_written_once(ray_local, tmp
     code = main(["generate", str(prompts), "--model", "twin-a", "--model", "twin-b", "--models-file",
                  str(tmp_path / "models.yaml"), "--out", str(tmp_path / "o"), "--max-tokens", "24",
                  "--batch-items", "1"])
-    out = capsys.readouterr().out
+    cap = capfd.readouterr()
+    out = cap.out
     assert code == 0, out
     rows = pq.read_table(tmp_path / "o" / "generations").to_pylist()
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 12
     assert {r["model"] for r in rows} == {"twin-a", "twin-b"}
     assert "[twin-a]" in out and "[twin-b]" in out
+    # one progress line per model, each counting its own rows
+    for m in ("twin-a", "twin-b"):
+        assert f"rows 6/6 (+0 done before)  errors 0" in cap.err and f"({m})" in cap.err, cap.err[-2000:]
+    assert "rows 12/6" not in cap.err
     # the two pools overlapped in time: each model finished rows while the other was still writing rows
     span = {m: sorted(r["finished_at"] for r in rows if r["model"] == m) for m in ("twin-a", "twin-b")}
     a, b = span["twin-a"], span["twin-b"]

@@ -1,3 +1,5 @@
+import math
+
 from longsweep.runtime.plan import item_cost, plan_batches
 
 
@@ -58,3 +60,19 @@ def test_versions_and_runs_of_one_paper_stay_together_longest_group_first():
     keys = [it["key"] for it in order_items(items)]
     assert keys == ["long/v1/run1", "long/v1/run2", "long/v2/run1", "long/v2/run2", "solo",
                     "short/v1/run1", "short/v1/run2", "short/v2/run1", "short/v2/run2"]
+
+
+def test_a_fed_engine_gets_equal_batches_of_a_quarter_of_its_running_set_sixteen_in_flight():
+    from longsweep.runtime.sweep import feed_for
+    f = feed_for(256, n_items=100_000, n_actors=8)
+    assert (f.batch_items, f.in_flight) == (64, 16)
+    # too few items to give every actor four full batches: smaller batches, so every actor gets work
+    assert feed_for(16, n_items=16, n_actors=1).batch_items == 4
+    assert feed_for(16, n_items=16, n_actors=2).batch_items == 2
+    assert feed_for(64, n_items=3, n_actors=4).batch_items == 1
+    # items of very different costs still make batches of equal counts (no cost cap): each batch keeps
+    # `batch_items` sequences in the engine, not one long item alone
+    items = [{"key": f"k{i}", "cost": float(1 + 50 * (i % 3))} for i in range(16)]
+    batches = plan_batches(items, max_items=4, max_cost=math.inf)
+    assert [len(b) for b in batches] == [4, 4, 4, 4]
+    assert len(plan_batches(items, max_items=4, n_actors=1, per_actor=8)) > 4  # the cost cap splits them

@@ -57,7 +57,9 @@ def vllm_server(tmp_path_factory):
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", weights,
            "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
            "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager", "--dtype", "bfloat16", "--seed", "0",
-           "--kv-cache-memory-bytes", str(1 << 30), "--api-key", KEY]
+           "--kv-cache-memory-bytes", str(1 << 30), "--api-key", KEY,
+           # as our own vLLM actors set it (engines/vllm.py): no free whitespace inside JSON answers
+           "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True})]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -139,3 +141,34 @@ def test_vllm_server_over_long_prompt_is_prompt_too_long(engine):
 def test_vllm_server_takes_repetition_penalty(engine):
     out = engine().generate([_ask("bees", repetition_penalty=1.3)])[0]
     assert out.text.strip() and out.http_attempts == 1  # vLLM ignores llama.cpp's `repeat_penalty` beside it
+
+
+def test_review_sweep_through_vllm_server_equals_our_own_vllm_actor(vllm_server, vllm_spec, ray_local, monkeypatch,
+                                                                     tmp_path):
+    """The same review items, greedy, JSON-constrained: once through the server (an `openai` actor), once in
+    our own vLLM actor. Every key once on both sides, and the same review text."""
+    import pyarrow.parquet as pq
+    from helpers import run_one
+    from longsweep.jobs.review import ReviewJob
+    from longsweep.jobs.review.options import ReviewOptions
+    from longsweep.papers.samples import make_samples
+    monkeypatch.setenv(KEY_ENV, KEY)
+    url, make = vllm_server
+    papers = tmp_path / "papers"
+    make_samples(papers, n_papers=2)
+    opts = ReviewOptions(runs=1, versions=["v1", "v2"], completion_reserve=96, buffer=0, temperature=0.0,
+                         format="json")
+    sides = {"server": make(url), "actor": vllm_spec.with_window(MAX_MODEL_LEN)}
+    texts = {}
+    for name, spec in sides.items():
+        s = run_one(ReviewJob(opts, papers), spec, tmp_path / name, sweep_id=name)
+        rows = pq.read_table(tmp_path / name / "reviews").to_pylist()
+        keys = [r["key"] for r in rows]
+        assert len(keys) == len(set(keys)) == 4 and s.rows == 4, keys
+        assert all(r["raw_content"] for r in rows), [r["error"] for r in rows]
+        texts[name] = {(r["paper_id"], r["version"]): (r["prompt_tokens"], r["raw_content"]) for r in rows}
+    assert texts["server"].keys() == texts["actor"].keys()
+    for k, (n_server, text_server) in texts["server"].items():
+        n_actor, text_actor = texts["actor"][k]
+        assert n_server == n_actor, k  # the same fitted prompt, counted by the same tokenizer
+        assert text_server == text_actor, k

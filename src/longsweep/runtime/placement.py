@@ -12,6 +12,8 @@ resources (``resources.custom``) that a cluster's node types can carry.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Callable
 
 from longsweep.config import ModelSpec
@@ -127,3 +129,13 @@ def _remove(pg: Any) -> None:
 
 def remote_args_fn(spec: ModelSpec) -> RemoteArgs:
     return RemoteArgs(spec)
+
+
+def actor_env(spec: ModelSpec) -> dict[str, Any]:
+    """An endpoint's API key travels from the driver's environment to its actors (``runtime_env``
+    ``env_vars``, merged by Ray with the job's own), so actors on other nodes, or on a Ray started before
+    the key was set, can read it; it is never written to rows or the manifest."""
+    name = spec.openai.api_key_env if spec.backend == "openai" and spec.openai else None
+    if name and os.environ.get(name):
+        return {"runtime_env": {"env_vars": {name: os.environ[name]}}}
+    return {}

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from longsweep.runtime.error_limit import ErrorLimit
@@ -39,7 +40,8 @@ def _parquet_names(d: Path) -> list[str]:
 
 class Progress:
     def __init__(self, table_dir: Path, *, total: int, already: set[str] | int, every_s: float = 5.0, stream=None,
-                 limit: ErrorLimit | None = None, poll_s: float = 1.0, waiter=None):
+                 limit: ErrorLimit | None = None, poll_s: float = 1.0, waiter=None, model: str | None = None):
+        self.model = model  # several models write one table at once: count this model's rows only
         self.dir, self.total, self.every, self.poll_s = Path(table_dir), total, every_s, poll_s
         self.limit = limit or ErrorLimit()
         self.waiter = waiter  # feasibility.ResourceWait, or None
@@ -75,13 +77,15 @@ class Progress:
             if name in self.seen:
                 continue
             try:
-                t = pq.read_table(self.dir / name, columns=["status", "completion_tokens"])
+                t = pq.read_table(self.dir / name)
             except FileNotFoundError:  # compacted or quarantined meanwhile
                 self.seen.add(name)
                 continue
             except Exception:  # noqa: BLE001 - a file still being written: read it next time
                 continue
             self.seen.add(name)
+            if self.model is not None and "model" in t.column_names:
+                t = t.filter(pc.equal(t.column("model"), self.model))
             self.done += t.num_rows
             self.errors += sum(s != "ok" for s in t.column("status").to_pylist())
             self.tokens += sum(n or 0 for n in t.column("completion_tokens").to_pylist())
@@ -94,7 +98,7 @@ class Progress:
         note = self.waiter.note() if self.waiter is not None else None
         return (f"[longsweep] rows {self.done}/{self.total} (+{self.already} done before)  errors {self.errors}  "
                 f"{self.tokens / el if el > 0 else 0:.1f} tok/s  elapsed {el:.0f}s  ETA {eta}"
-                + (f"  -- {note}" if note else ""))
+                + (f"  ({self.model})" if self.model else "") + (f"  -- {note}" if note else ""))
 
     def check_limit(self) -> str | None:
         if self.stop_reason is None:
