@@ -61,7 +61,7 @@ async def bare(url: str, items: list[dict], max_tokens: int) -> int:
         async def one(it: dict) -> int:
             r = await c.post(f"{url}/v1/chat/completions", headers=headers, json={
                 "model": "smollm2", "messages": [{"role": "user", "content": it["prompt"]}],
-                "max_tokens": max_tokens, "temperature": 0.0, "seed": 0})
+                "max_tokens": max_tokens, "temperature": 0.0, "seed": 0, "repeat_penalty": 1.0})  # as the sweep sends
             r.raise_for_status()
             return r.json()["usage"]["completion_tokens"]
         return sum(await asyncio.gather(*(one(it) for it in items)))
