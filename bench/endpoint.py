@@ -11,7 +11,7 @@ request reaches it and when its answer leaves:
 Throughput = completion tokens (from the server's ``usage``) / the span from the first request in to the last
 answer out at the proxy; the sweep's end-to-end wall (Ray start, actor, Parquet) is given beside it.
 
-    .venv/bin/python bench/endpoint.py            # 48 requests, 48 tokens each
+    .venv/bin/python bench/endpoint.py            # 48 requests, 48 tokens each, a one-thread server
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=48)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--in-flight", type=int, default=8, help="openai.max_in_flight of the sweep's one actor")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    # one server thread: on a 2-core machine the Ray driver and actor need the other core (docs/BENCHMARKS.md)
+    ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     gguf = smollm2_gguf()
     if gguf is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 VLLM_PY = HERE.parent / ".venv-vllm" / "bin" / "python"
 runs = [[sys.executable, s] for s in ("ingest.py", "fit.py", "plan_scale.py", "balance.py", "overhead.py",
-                                      "stories.py")]
+                                      "stories.py", "endpoint.py")]
 if VLLM_PY.exists():
     runs += [[str(VLLM_PY), "overhead.py", "--model", "smollm2-135m-vllm"], [str(VLLM_PY), "peer_ray_data_llm.py"],
              [str(VLLM_PY), "sched_sim.py", "--check-vllm"], [str(VLLM_PY), "saturation.py"]]
