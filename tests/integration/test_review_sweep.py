@@ -83,10 +83,10 @@ def test_killed_sweep_resumes_only_missing_keys(papers, tmp_path):
     """SIGKILL the CLI part way, rerun with --resume: only missing keys run, nothing written is rewritten."""
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "longsweep.cli", "review", str(papers), "--model", "smollm2-135m",
-           "--window", "2048", "--runs", "1", "--versions", "v1", "--actors", "1", "--batch-items", "1",
+           "--window", "1024", "--runs", "1", "--versions", "v1", "--actors", "1", "--batch-items", "1",
            "--out", str(out)]
     env_cfg = tmp_path / "review.yaml"
-    env_cfg.write_text("completion_reserve: 128\nrepetition_penalty: 1.3\ntemperature: 0.7\n")
+    env_cfg.write_text("completion_reserve: 96\nrepetition_penalty: 1.3\ntemperature: 0.7\n")
     cmd += ["--config", str(env_cfg)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
