@@ -132,9 +132,10 @@ def replay(units: list[Unit], engine: Engine, *, batch_items: int, in_flight: in
     """Feed ``engine`` the way one actor of our runtime does: planned batches, ``in_flight`` of them at
     once; within a batch, turns in lockstep (old) or each unit on its own (new)."""
     by_key = {u.key: u for u in units}
-    planned = plan_batches([{"key": u.key, "cost": u.cost, "group": u.group} for u in units],
-                           max_items=batch_items, n_actors=1, per_actor=per_actor,
-                           max_cost=math.inf if fed else None)  # runtime/sweep._execute: no cost cap when fed
+    from longsweep.runtime.sweep import plan_fed
+    raw = [{"key": u.key, "cost": u.cost, "group": u.group} for u in units]
+    planned = (plan_fed(raw, batch_items) if fed  # as runtime/sweep._execute plans for a fed engine
+               else plan_batches(raw, max_items=batch_items, n_actors=1, per_actor=per_actor))
     queue = deque([by_key[d["key"]] for d in b] for b in planned)
     calls = [0]
 

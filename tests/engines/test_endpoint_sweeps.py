@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from helpers import run_one
+from llama_server import API_KEY
 from longsweep.jobs.review import ReviewJob
 from longsweep.jobs.review.options import ReviewOptions
 from longsweep.jobs.stories import StoriesJob, StoryOptions
@@ -19,7 +20,7 @@ from reliability.clirun import ROOT, cmd, env
 pytestmark = pytest.mark.integration
 
 REGISTRY = ROOT / "tests" / "engines" / "models_openai.yaml"
-API_KEY_ENV, API_KEY = "LONGSWEEP_TEST_API_KEY", "test-key-7c1e"  # as tests/engines/conftest.py
+API_KEY_ENV = "LONGSWEEP_TEST_API_KEY"  # openai.api_key_env of models_openai.yaml
 
 SEQ = """sequences:
   - id: lighthouse

@@ -13,7 +13,6 @@ resources (``resources.custom``) that a cluster's node types can carry.
 from __future__ import annotations
 
 import os
-
 from typing import Any, Callable
 
 from longsweep.config import ModelSpec

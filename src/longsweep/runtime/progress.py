@@ -77,14 +77,16 @@ class Progress:
             if name in self.seen:
                 continue
             try:
-                t = pq.read_table(self.dir / name)
+                with pq.ParquetFile(self.dir / name) as f:  # only the counted columns: review texts are large
+                    by_model = self.model is not None and "model" in f.schema_arrow.names
+                    t = f.read(columns=["status", "completion_tokens"] + (["model"] if by_model else []))
             except FileNotFoundError:  # compacted or quarantined meanwhile
                 self.seen.add(name)
                 continue
             except Exception:  # noqa: BLE001 - a file still being written: read it next time
                 continue
             self.seen.add(name)
-            if self.model is not None and "model" in t.column_names:
+            if "model" in t.column_names:
                 t = t.filter(pc.equal(t.column("model"), self.model))
             self.done += t.num_rows
             self.errors += sum(s != "ok" for s in t.column("status").to_pylist())

@@ -152,9 +152,9 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
 
     lo, hi = settings.concurrency
     feed = feed_settings(spec, n_items=len(todo), n_actors=hi)
-    if feed:  # batches of equal item counts: a fed engine runs a batch's items side by side, not in turn
+    if feed:  # a fed engine runs a batch's items side by side, not in turn
         batch_items, in_flight = settings.batch_items or feed.batch_items, feed.in_flight
-        batches = plan_batches(todo, max_items=batch_items, max_cost=math.inf)
+        batches = plan_fed(todo, batch_items)
     else:  # cost-balanced batches for an engine that runs a batch's items one after another
         batch_items, in_flight = settings.batch_items or spec.default_batch(job.llama_batch), 1
         batches = plan_batches(todo, max_items=batch_items, n_actors=hi, per_actor=batches_per_actor(spec.backend))
@@ -230,6 +230,13 @@ def feed_for(seqs: int, *, n_items: int, n_actors: int) -> FeedSettings:
     four batches gets smaller batches, so every actor gets work."""
     per_actor = -(-n_items // max(1, 4 * n_actors))
     return FeedSettings(batch_items=max(1, min(-(-seqs // 4), per_actor)), in_flight=IN_FLIGHT)
+
+
+def plan_fed(items: list, batch_items: int) -> list[list]:
+    """A fed engine's batches: longest first, equal item counts, no cost cap (the cap balances an engine
+    that runs a batch's items in turn; here it would make batches of one long item and leave the running set
+    short). ``items``: WorkItems, or dicts with ``key`` and ``cost`` (bench/sched_sim.py replays it)."""
+    return plan_batches(items, max_items=batch_items, max_cost=math.inf)
 
 
 def feed_settings(spec: ModelSpec, *, n_items: int, n_actors: int) -> FeedSettings | None:
