@@ -28,7 +28,9 @@ def test_two_models_run_concurrently_and_each_key_is_written_once(ray_local, tmp
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == 12
     assert {r["model"] for r in rows} == {"twin-a", "twin-b"}
-    assert "[twin-a]" in out and "[twin-b]" in out
+    assert "[twin-a]" in out and "[twin-b]" in out, cap.err[-2000:]
+    # each model's summary counts its own rows, not the table's
+    assert out.count("items: 6 (0 already done, 6 run now); rows: 6\n") == 2, out
     # one progress line per model, each counting its own rows
     for m in ("twin-a", "twin-b"):
         assert f"rows 6/6 (+0 done before)  errors 0" in cap.err and f"({m})" in cap.err, cap.err[-2000:]

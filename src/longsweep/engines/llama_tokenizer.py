@@ -6,6 +6,7 @@ count made while planning is the count the engine evaluates.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from longsweep.engines.gguf_bpe import fast_bpe_for
@@ -23,6 +24,12 @@ def _import_llama_cpp():
     return llama_cpp, llama_chat_format
 
 
+# llama-cpp-python silences a load by pointing fds 1 and 2 at /dev/null and back (dup2). Two loads at once
+# (two models planned in two threads) interleave the save and restore, and the process's stdout and stderr
+# stay on /dev/null for good: one load at a time.
+_LOAD_LOCK = threading.Lock()
+
+
 class LlamaCppTokenizer:
     exact = True
 
@@ -31,7 +38,7 @@ class LlamaCppTokenizer:
         llama_cpp, chat_format = _import_llama_cpp()
         if llama is None:
             from llama_cpp._utils import suppress_stdout_stderr
-            with suppress_stdout_stderr(disable=False):  # llama.cpp logs a context warning in vocab-only mode
+            with _LOAD_LOCK, suppress_stdout_stderr(disable=False):  # llama.cpp logs a context warning in vocab-only mode
                 llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
         self._llama = llama
         # Planning (a GGUF path, no engine): tiktoken's BPE where it is proven to give llama.cpp's ids.

@@ -137,7 +137,8 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
     if retry is not None:
         retry.finish(sid)  # the replaced error rows leave the table once their new rows are written
     summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
-                        ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started)
+                        ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started,
+                        model=spec.name)
     summary.stopped = stopped
     write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
                    stopped=stopped, counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
@@ -270,12 +271,16 @@ def _worker_cls():
     return ModelWorker
 
 
-def summarize(table_dir: Path, *, total: int, skipped: int, ran: int, wall_s: float, since: str) -> SweepSummary:
-    t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at"])
+def summarize(table_dir: Path, *, total: int, skipped: int, ran: int, wall_s: float, since: str,
+              model: str | None = None) -> SweepSummary:
+    """The counts of ``model``'s rows in the table (several models write one table), or of all rows."""
+    t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at", "model"])
     s = SweepSummary(Path(table_dir).parent, Path(table_dir), total, skipped, ran, wall_s=wall_s)
     if t is None:
         return s
     rows = t.to_pylist()
+    if model is not None and "model" in t.column_names:
+        rows = [r for r in rows if r["model"] == model]
     s.rows = len(rows)
     s.ok = sum(r["status"] == "ok" for r in rows)
     s.errors = s.rows - s.ok
