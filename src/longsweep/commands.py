@@ -169,7 +169,11 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
                                    started_at=started, finished_at=now_iso(), model=spec.model_dump(mode="json"),
                                    fatal=str(e))
                     raise
-            summaries = run_job(job, specs, settings)
+            try:
+                summaries = run_job(job, specs, settings)
+            except BaseException as e:  # several models: those that finished are summed up all the same
+                _print_summaries(getattr(e, "finished", ()))
+                raise
     except signals.SweepInterrupt:
         signals.handling()
         raise _interrupted(job, settings, started) from None
@@ -180,10 +184,14 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
         _set_aside(settings.sweep_dir, job.table)  # a write cut short by the failure: not left in the table
         raise FatalError(f"{e}{_ray_data_log()}") from None
     _compact(table_dir)
-    for spec, s in zip(specs, summaries):
+    _print_summaries(zip(specs, summaries))
+    return exit_code(summaries)
+
+
+def _print_summaries(pairs) -> None:
+    for spec, s in pairs:
         print(f"[{spec.name}]")
         print("\n".join(s.lines()))
-    return exit_code(summaries)
 
 
 class _NoTracebacks(logging.Filter):

@@ -168,7 +168,7 @@ class Retry:
     def table_dir(self) -> Path:
         return self.sweep_dir / self.job.table
 
-    def finish(self, sweep_id: str) -> dict[str, Any]:
+    def finish(self, sweep_id: str, model_name: str | None = None) -> dict[str, Any]:
         """Move the replaced rows out of the table (and their companions' rows), record both attempts."""
         archive = self.sweep_dir / RETRIED
         with _LOCK:
@@ -186,7 +186,7 @@ class Retry:
             "attempts": [{"key": k, "first": a, "second": now.get(k) if k in replaced else None}
                          for k, a in sorted(self.first.items())],
         }
-        write_manifest(self.sweep_dir, sweep_id=sweep_id, job=self.job.name, retried=record)
+        write_manifest(self.sweep_dir, sweep_id=sweep_id, job=self.job.name, model_name=model_name, retried=record)
         logger.info("retry: %d of %d error rows replaced", len(replaced), len(self.first))
         return record
 

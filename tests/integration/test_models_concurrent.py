@@ -40,3 +40,7 @@ def test_two_models_run_concurrently_and_each_key_is_written_once(ray_local, tmp
     a, b = span["twin-a"], span["twin-b"]
     assert a[0] < b[-1] and b[0] < a[-1], span
     assert len({r["worker"] for r in rows}) >= 2
+    # each model's end is on the manifest under its name
+    runs = json.loads((tmp_path / "o" / "manifest.json").read_text())["runs"]
+    ends = sorted(r["model_name"] for r in runs if r.get("finished_at") and "counts" in r)
+    assert ends == ["twin-a", "twin-b"], runs

@@ -91,3 +91,48 @@ def test_ticker_speaks_at_once_and_stops_when_a_progress_starts(tmp_path):
             time.sleep(0.35)
     assert n >= 2 and out.getvalue().startswith("[longsweep] planning stories (0s)")
     assert out.getvalue().count("[longsweep] planning stories") <= n + 1
+
+
+def test_the_line_goes_to_the_stderr_of_the_moment_it_is_written(tmp_path, monkeypatch):
+    """A Progress made while another thread's llama.cpp load had sys.stderr on /dev/null still speaks."""
+    import sys
+    gone, back = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", gone)
+    p = Progress(tmp_path, total=1, already=set(), every_s=60)
+    monkeypatch.setattr(sys, "stderr", back)
+    with p:
+        pq.write_table(pa.table({"status": ["ok"], "completion_tokens": [3]}), tmp_path / "a.parquet")
+    assert gone.getvalue() == "" and "rows 1/1" in back.getvalue()
+
+
+def test_the_limit_cannot_interrupt_once_the_write_has_ended(tmp_path):
+    """The stop and the limit's interrupt share a lock: when the write ends while the loop polls, the
+    error the poll then finds does not interrupt the thread (which has left the sweep by then)."""
+    import threading
+    from longsweep.runtime.error_limit import ErrorLimit
+    hit = []
+
+    def owner():
+        try:
+            for _ in range(100):
+                threading.Event().wait(0.02)
+        except KeyboardInterrupt:
+            hit.append(True)
+
+    t = threading.Thread(target=owner)
+    t.start()
+    out = io.StringIO()
+
+    class EndsWhilePolling(Progress):
+        def poll(self):
+            pq.write_table(pa.table({"status": ["error"], "completion_tokens": [None]}), tmp_path / "e.parquet")
+            super().poll()
+            with self._lk:
+                self._stop.set()  # what __exit__ does, between this poll and the limit's check
+
+    p = EndsWhilePolling(tmp_path, total=4, already=set(), every_s=60, stream=out, poll_s=0.01,
+                         limit=ErrorLimit(max_errors=0, min_rows=1))
+    p._owner = t.ident
+    p._loop()
+    t.join()
+    assert p.stop_reason is not None and hit == [] and "stopping" not in out.getvalue()

@@ -51,11 +51,18 @@ class Progress:
         self.done = self.errors = self.tokens = 0
         self.already = already if isinstance(already, int) else len(already)
         self.t0 = time.perf_counter()
-        self.stream = stream or sys.stderr
+        self._stream = stream
         self._stop = threading.Event()
+        self._lk = threading.Lock()  # the limit's interrupt and __exit__'s stop: never both
         self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
         self._owner: int | None = None
         self._reg = interruptible()
+
+    @property
+    def stream(self):
+        # looked up at each write, never kept: while llama.cpp loads a vocabulary in another thread,
+        # sys.stderr is its /dev/null for a moment, and a stream kept then would stay silent for good
+        return self._stream or sys.stderr
 
     def __enter__(self) -> "Progress":
         self._owner = threading.get_ident()
@@ -65,7 +72,8 @@ class Progress:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        with self._lk:  # once the write has ended, the limit can no longer interrupt this thread
+            self._stop.set()
         self._thread.join(timeout=10)
         self._reg.__exit__(None, None, None)
         self.poll()
@@ -129,7 +137,9 @@ class Progress:
         while not self._stop.wait(self.poll_s):
             self.poll()
             if self.check_limit() or self.check_wait():
-                self._interrupt(self.stop_reason or self.fatal or "")
+                with self._lk:
+                    if not self._stop.is_set():
+                        self._interrupt(self.stop_reason or self.fatal or "")
                 return
             if time.perf_counter() - last >= self.every:
                 last = time.perf_counter()
@@ -141,7 +151,6 @@ class Progress:
 def ticker(label: str, *, every_s: float = 4.0, stream=None) -> Iterator[None]:
     """``[longsweep] <label> (Ns)`` at once and then every ``every_s`` until a Progress starts or the block
     ends: a long plan (100,000 story runs) is never a silent terminal."""
-    stream = stream or sys.stderr
     stop = threading.Event()
     _started.clear()
     t0 = time.perf_counter()
@@ -150,8 +159,9 @@ def ticker(label: str, *, every_s: float = 4.0, stream=None) -> Iterator[None]:
         while True:
             if _started.is_set():
                 return
-            stream.write(f"[longsweep] {label} ({time.perf_counter() - t0:.0f}s)\n")
-            stream.flush()
+            out = stream or sys.stderr  # at each write (see Progress.stream)
+            out.write(f"[longsweep] {label} ({time.perf_counter() - t0:.0f}s)\n")
+            out.flush()
             if stop.wait(every_s):
                 return
 

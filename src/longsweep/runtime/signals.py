@@ -29,7 +29,7 @@ class SweepInterrupt(KeyboardInterrupt):
 
 
 _state: dict[str, object] = {"signum": None, "handling": False, "pending": None}
-_threads: set[int] = set()
+_threads: dict[int, int] = {}  # thread ident -> how many interruptible() blocks it is inside
 _lock = threading.Lock()
 
 
@@ -63,12 +63,15 @@ def interruptible() -> Iterator[None]:
     """Mark the current thread as one that a signal must interrupt too (a model's sweep in a worker thread)."""
     ident = threading.get_ident()
     with _lock:
-        _threads.add(ident)
+        _threads[ident] = _threads.get(ident, 0) + 1
     try:
         yield
     finally:
-        with _lock:
-            _threads.discard(ident)
+        with _lock:  # a nested block's end leaves the thread registered for the outer one
+            if _threads.get(ident, 0) > 1:
+                _threads[ident] -= 1
+            else:
+                _threads.pop(ident, None)
 
 
 def _handler(signum, frame) -> None:  # noqa: ARG001 - the signal module's signature

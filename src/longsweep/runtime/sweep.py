@@ -91,10 +91,8 @@ def run_job(job: Job, specs: list[ModelSpec], settings: RunSettings) -> list[Swe
     yet); each writes its own rows into the one table. Summaries come back in the order of ``specs``."""
     if len(specs) == 1:
         return [_plan_and_run(job, specs[0], settings)]
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="model") as pool:
-        futures = [pool.submit(_plan_and_run, job, spec, settings) for spec in specs]
-        return [f.result() for f in futures]
+    from longsweep.runtime.several import run_each
+    return run_each(lambda spec: _plan_and_run(job, spec, settings), specs)
 
 
 def _plan_and_run(job: Job, spec: ModelSpec, settings: RunSettings) -> SweepSummary:
@@ -135,14 +133,14 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
         stopped = _execute(job, spec, todo, settings, table_dir, n_rows=n_rows, n_fresh=len(fresh_errors),
                            already=set(done), started=started)
     if retry is not None:
-        retry.finish(sid)  # the replaced error rows leave the table once their new rows are written
+        retry.finish(sid, model_name=spec.name)  # the replaced error rows leave the table once their new rows are written
     summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started,
                         model=spec.name)
     summary.stopped = stopped
+    counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind}
     write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
-                   stopped=stopped, counts={"rows": summary.rows, "ok": summary.ok, "error": summary.errors,
-                                            "errors_by_kind": summary.errors_by_kind})
+                   model_name=spec.name, stopped=stopped, counts=counts)
     return summary
 
 
@@ -198,14 +196,14 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     except KeyboardInterrupt:
         if progress.fatal:  # no node that can hold one actor joined within --wait-for-resources
             write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
-                           finished_at=now_iso(), fatal=progress.fatal)
+                           finished_at=now_iso(), model_name=spec.name, fatal=progress.fatal)
             raise FatalError(progress.fatal) from None
         if progress.stop_reason is None:
             raise  # SIGINT / SIGTERM (runtime/signals.py): commands.cmd_sweep records it
     except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
         msg = fatal_message(spec, e)
         write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
-                       finished_at=now_iso(), fatal=msg)
+                       finished_at=now_iso(), model_name=spec.name, fatal=msg)
         raise FatalError(msg) from e
     finally:
         remote_args.release()  # no placement group outlives its model's sweep
