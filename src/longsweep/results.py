@@ -19,6 +19,7 @@ import platform
 import subprocess
 import uuid
 import threading
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -84,6 +85,16 @@ def _warn_once(table_dir: Path, what: str, names: list[str], tail: str) -> None:
     logger.warning("%s: %d %s: %s; %s", table_dir, len(names), what, shown, tail)
 
 
+WRITING_S = 120.0  # Ray Data writes a block's file under its final name: a younger unreadable file is in flight
+
+
+def _age_s(f: Path) -> float:
+    try:
+        return time.time() - f.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def _read_files(files: list[Path], columns: list[str] | None) -> tuple[list[pa.Table], list[Path], int]:
     """Each readable file (with the wanted columns it has, plus ``key`` and ``finished_at`` to dedupe on),
     the files that cannot be read (cut short by a killed writer), and how many vanished while reading
@@ -136,6 +147,7 @@ def read_table(table_dir: Path, columns: list[str] | None = None) -> pa.Table | 
         tables, bad, vanished = _read_files(parquet_files(table_dir), columns)
         if not vanished:
             break
+    bad = [f for f in bad if _age_s(f) >= WRITING_S]  # younger: a writer's file still being written
     if bad:
         _warn_once(table_dir, "unreadable result file(s) skipped", [f.name for f in bad],
                    "their keys count as not done (the next run into this folder sets them aside in quarantine/)")
