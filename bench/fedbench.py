@@ -51,6 +51,17 @@ def instrument(engine, bench: dict) -> None:
         engine._params = exact
     if bench.get("probe"):
         install_probe(engine._llm.llm_engine, bench["probe"])
+    if bench.get("engine_cpus"):
+        pin_threads(bench["engine_cpus"])
+
+
+def pin_threads(cpus) -> None:
+    """Every thread of this process (and those it starts later) on ``cpus`` (Linux: per thread id)."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), set(cpus))
+        except OSError:  # a thread that ended meanwhile
+            pass
 
 
 def install_probe(llm_engine, path: str) -> None:

@@ -77,6 +77,8 @@ def bare(a: argparse.Namespace) -> None:
     from longsweep.jobs.generate.inputs import read_prompts
     from longsweep.jobs.generate.task import PromptPayload
     spec = vllm_spec(max_num_seqs=a.max_num_seqs, window=a.window, num_cpus=a.cpus)
+    if a.engine_cpus:
+        os.sched_setaffinity(0, cpu_ids(a.engine_cpus))  # before any thread starts: all of them inherit it
     t0 = time.perf_counter()
     engine = load_engine(spec)
     load_s = time.perf_counter() - t0
@@ -157,9 +159,9 @@ def review_sweeps(a, spec, tmp: Path, prompts: Path) -> dict:
     import pyarrow.parquet as pq
     from longsweep.jobs.generate import GenerateOptions
     out = {}
-    for name, fed in (("new", True), ("old", False)):
+    for name, fed in (("new", True), ("old", False))[:1 if a.no_old else 2]:
         job = BenchGenerateJob(GenerateOptions(max_tokens=a.max_tokens), str(prompts), policy=policy())
-        job.bench = {"fed": fed, "probe": str(tmp / f"steps_{name}.txt")}
+        job.bench = {"fed": fed, "probe": str(tmp / f"steps_{name}.txt"), "engine_cpus": cpu_ids(a.engine_cpus)}
         r = sweep(job, spec, tmp / name, old=not fed)
         rows = pq.read_table(tmp / name / "sweep" / "generations").to_pylist()
         s = r["summary"]
@@ -173,7 +175,7 @@ def review_sweeps(a, spec, tmp: Path, prompts: Path) -> dict:
 def story_sweep(a, spec, tmp: Path, seqs: Path) -> dict:
     import pyarrow.parquet as pq
     job = BenchStoriesJob(story_options(a.story_tokens), str(seqs), policy=None)
-    job.bench = {"fed": True, "probe": str(tmp / "steps_stories.txt")}
+    job.bench = {"fed": True, "probe": str(tmp / "steps_stories.txt"), "engine_cpus": cpu_ids(a.engine_cpus)}
     r = sweep(job, spec, tmp / "stories")
     rows = pq.read_table(tmp / "stories" / "sweep" / "stories").to_pylist()
     s = r["summary"]
@@ -182,6 +184,10 @@ def story_sweep(a, spec, tmp: Path, seqs: Path) -> dict:
                a.max_num_seqs, r["load"], ok=s.ok, errors=s.errors, texts=texts)
     print(f"[saturation] stories sweep: {res['tokens_per_s']} tok/s, {res['engine']}", flush=True)
     return res
+
+
+def cpu_ids(s: str | None) -> list[int]:
+    return [int(x) for x in s.split(",")] if s else []
 
 
 def compare(sides: dict, base: str) -> dict:
@@ -208,16 +214,23 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1024)
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine-cpus", default=None, metavar="IDS",
+                    help="pin every engine (bare and actor) to these CPU ids, one torch thread each; the driver, "
+                         "Ray and the writers run on the other CPUs, as on a GPU node (e.g. 0)")
+    ap.add_argument("--no-old", action="store_true", help="leave out the batch-at-a-time side")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the child process
     for f in ("prompts", "stories", "probe", "bare-out"):
         ap.add_argument(f"--{f}", help=argparse.SUPPRESS)
     a = ap.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    if a.engine_cpus:  # the bare child and Ray's workers inherit it: one torch thread per engine CPU
+        os.environ["OMP_NUM_THREADS"] = str(len(cpu_ids(a.engine_cpus)))
     if a.bare:
         return bare(a)
     cmd = (f".venv-vllm/bin/python bench/saturation.py --items {a.items} --max-tokens {a.max_tokens} --sequences "
            f"{a.sequences} --turns {a.turns} --story-tokens {a.story_tokens} --max-num-seqs {a.max_num_seqs} "
-           f"--window {a.window} --cpus {a.cpus} --seed {a.seed}")
+           f"--window {a.window} --cpus {a.cpus} --seed {a.seed}"
+           + (f" --engine-cpus {a.engine_cpus}" if a.engine_cpus else "") + (" --no-old" if a.no_old else ""))
     spec = vllm_spec(max_num_seqs=a.max_num_seqs, window=a.window, num_cpus=a.cpus)
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -229,6 +242,8 @@ def main() -> None:
                         "--probe", str(probe), "--bare-out", str(bare_out)] + cmd.split()[2:], check=True)
         b = json.loads(bare_out.read_text())
         import ray
+        if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - set(cpu_ids(a.engine_cpus)))
         start_ray(a.cpus)
         try:
             reviews = review_sweeps(a, spec, tmp, prompts)
@@ -243,7 +258,7 @@ def main() -> None:
                           bs["wall_s"], a.max_num_seqs, bs["load"], texts=bs["texts"])
     notes = [load_note(*s["load_before_after"][:2]) for s in [*reviews.values(), stories, story_bare]]
     result = {"command": cmd, "engine": {"model": spec.name, "max_num_seqs": a.max_num_seqs, "window": a.window,
-                                         "cpus": a.cpus, "bare_load_s": b["load_s"]},
+                                         "cpus": a.cpus, "engine_cpus": a.engine_cpus, "bare_load_s": b["load_s"]},
               "reviews": {"items": a.items, "max_tokens": a.max_tokens, **compare(reviews, "bare")},
               "stories": {"sequences": a.sequences, "turns": a.turns, "max_tokens": a.story_tokens,
                           **compare({"sweep": stories, "bare": story_bare}, "bare")},

