@@ -97,7 +97,7 @@ def checked_before_ray(args: argparse.Namespace, specs: list[ModelSpec]):
     if args.batch_items is not None and args.batch_items < 1:
         raise ConfigError(f"--batch-items: expected N >= 1, got {args.batch_items}")
     for spec in specs:
-        spec.resolve_weights()  # a missing weights file is refused before Ray starts
+        spec.check_weights()  # a missing weights file, or a GGUF that is not one, is refused before Ray starts
     return limit
 
 

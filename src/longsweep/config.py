@@ -154,6 +154,21 @@ class ModelSpec(_Strict):
             return str(p)
         return str(src.hub)
 
+    def check_weights(self) -> str:
+        """``resolve_weights``, and a llama.cpp model's file must be a GGUF (its first bytes say so):
+        refused with one line before Ray starts, not a loader's traceback once the sweep has begun."""
+        path = self.resolve_weights()
+        if self.backend == "llama_cpp" and (self.source.package or self.source.path):  # a local file
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(4)
+            except OSError as e:
+                raise ConfigError(f"model {self.name!r}: cannot read {path}: {e.strerror or e}") from None
+            if head != b"GGUF":
+                raise ConfigError(f"model {self.name!r}: {path} is not a GGUF file (it starts with {head!r}, "
+                                  f"not b'GGUF')")
+        return path
+
     def with_window(self, window: int | None) -> "ModelSpec":
         """The same model with a smaller (or larger) context window, validated again."""
         if not window:

@@ -64,3 +64,19 @@ def test_source_needs_exactly_one(tmp_path):
     p = _write(tmp_path, "models:\n  x:\n    backend: vllm\n    source: {path: /a, hub: b/c}\n    context_window: 4096\n")
     with pytest.raises(ConfigError, match="exactly one of path, hub, package"):
         load_models(p)
+
+
+def test_a_gguf_whose_vocabulary_cannot_be_read_is_one_line_not_a_traceback(tmp_path):
+    """A file that starts like a GGUF but is cut short: the loader's error becomes a ConfigError (exit 2)."""
+    import pytest
+    from longsweep.config import ModelSpec, get_model
+    from longsweep.engines.registry import load_tokenizer
+    from longsweep.errors import ConfigError
+    bad = tmp_path / "cut.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    d = get_model("smollm2-135m").model_dump()
+    d["source"] = {"path": str(bad)}
+    spec = ModelSpec.model_validate(d)
+    assert spec.check_weights() == str(bad)  # the magic is right: only loading finds the damage
+    with pytest.raises(ConfigError, match="'smollm2-135m': its tokenizer could not be loaded"):
+        load_tokenizer(spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from longsweep.config import ModelSpec
 from longsweep.engines.base import Engine
-from longsweep.errors import EngineLoadError
+from longsweep.errors import ConfigError, EngineLoadError, LongsweepError
 from longsweep.tokens import HeuristicTokenizer, TiktokenTokenizer, Tokenizer
 
 
@@ -36,6 +36,17 @@ def load_tokenizer(spec: ModelSpec, *, fallback: str | None = None) -> Tokenizer
         if fallback.startswith("chars/"):
             return HeuristicTokenizer(float(fallback.split("/", 1)[1]))
         raise ValueError(f"unknown fallback tokenizer {fallback!r} (use 'tiktoken' or 'chars/N')")
+    try:
+        return _model_tokenizer(spec)
+    except LongsweepError:  # already one line (a missing file)
+        raise
+    except EngineLoadError as e:  # an endpoint's tokenizer: its message names the model
+        raise ConfigError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - a loader's error (no chat template, a broken file): one line
+        raise ConfigError(f"model {spec.name!r}: its tokenizer could not be loaded: {e}") from None
+
+
+def _model_tokenizer(spec: ModelSpec) -> Tokenizer:
     if spec.backend == "llama_cpp":
         from longsweep.engines.llama_tokenizer import LlamaCppTokenizer
         return LlamaCppTokenizer(spec.resolve_weights(), supports_system=spec.supports_system_role)
