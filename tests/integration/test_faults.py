@@ -44,7 +44,9 @@ def test_engine_exception_on_one_item_is_its_row_and_the_actor_keeps_serving(ray
 
 def test_error_limit_stops_the_sweep_then_resume_finishes_it(ray_local, smollm, tmp_path):
     from longsweep.runtime.error_limit import ErrorLimit
-    n, faulty = 16, range(4)  # the faulty items are the most costly, so they run first
+    # the faulty items are the most costly, so they run first; the 36 others take longer than the errors take
+    # to land as files on a loaded machine (with 12 others, all had run before the limit could act, twice)
+    n, faulty = 40, range(4)
     items = _items(n, max_tokens=48, costs={i: 100 for i in faulty})
     policy = WorkerPolicy(min_chars=1, max_retries=1, fault_injection={f"p{i:02d}": "raise" for i in faulty})
     s = run_items(items, smollm, tmp_path, policy=policy, batch_items=1, limit=ErrorLimit(max_errors=2))
