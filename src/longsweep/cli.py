@@ -52,7 +52,8 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=int, default=None, help="use a smaller context window than the registry's")
     p.add_argument("--config", default=None, help="the job's options YAML (default config/<job>.yaml when present)")
     p.add_argument("--max-errors", type=int, default=None,
-                   help="stop a model's sweep when more than N of its items fail in this run (each model counts its own)")
+                   help="stop a model's sweep when more than N of its items fail in this run "
+                        "(each model counts its own)")
     p.add_argument("--max-error-rate", type=float, default=None,
                    help="stop when the share of failed items exceeds F (judged after 20 rows)")
     p.add_argument("--wait-for-resources", type=float, default=None, metavar="SECONDS",

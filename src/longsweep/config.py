@@ -159,14 +159,14 @@ class ModelSpec(_Strict):
         refused with one line before Ray starts, not a loader's traceback once the sweep has begun."""
         path = self.resolve_weights()
         if self.backend == "llama_cpp" and (self.source.package or self.source.path):  # a local file
+            from longsweep.engines.gguf_meta import GGUFError, require_magic
             try:
                 with open(path, "rb") as f:
-                    head = f.read(4)
+                    require_magic(f, path)
             except OSError as e:
                 raise ConfigError(f"model {self.name!r}: cannot read {path}: {e.strerror or e}") from None
-            if head != b"GGUF":
-                raise ConfigError(f"model {self.name!r}: {path} is not a GGUF file (it starts with {head!r}, "
-                                  f"not b'GGUF')")
+            except GGUFError as e:
+                raise ConfigError(f"model {self.name!r}: {e}") from None
         return path
 
     def with_window(self, window: int | None) -> "ModelSpec":

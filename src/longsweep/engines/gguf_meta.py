@@ -11,6 +11,16 @@ from typing import Any, BinaryIO
 
 from longsweep.errors import GGUFError  # noqa: F401
 
+MAGIC = b"GGUF"
+
+
+def require_magic(f: BinaryIO, path: str) -> None:
+    """The file's first four bytes must be ``GGUF``."""
+    head = f.read(4)
+    if head != MAGIC:
+        raise GGUFError(f"{path} is not a GGUF file (it starts with {head!r}, not {MAGIC!r})")
+
+
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 
@@ -53,8 +63,7 @@ def read_metadata(path: str, prefix: str = "") -> dict[str, Any]:
     """All metadata keys starting with ``prefix`` (values of other keys are read and dropped)."""
     out: dict[str, Any] = {}
     with open(path, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise GGUFError(f"{path}: not a GGUF file")
+        require_magic(f, path)
         version = _u(f, "<I")
         if version not in (2, 3):
             raise GGUFError(f"{path}: GGUF version {version} is not supported (2 or 3, little-endian)")

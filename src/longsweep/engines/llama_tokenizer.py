@@ -38,7 +38,8 @@ class LlamaCppTokenizer:
         llama_cpp, chat_format = _import_llama_cpp()
         if llama is None:
             from llama_cpp._utils import suppress_stdout_stderr
-            with _LOAD_LOCK, suppress_stdout_stderr(disable=False):  # llama.cpp logs a context warning in vocab-only mode
+            # llama.cpp logs a context warning in vocab-only mode
+            with _LOAD_LOCK, suppress_stdout_stderr(disable=False):
                 llama = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
         self._llama = llama
         # Planning (a GGUF path, no engine): tiktoken's BPE where it is proven to give llama.cpp's ids.

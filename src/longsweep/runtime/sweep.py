@@ -133,7 +133,8 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
         stopped = _execute(job, spec, todo, settings, table_dir, n_rows=n_rows, n_fresh=len(fresh_errors),
                            already=set(done), started=started)
     if retry is not None:
-        retry.finish(sid, model_name=spec.name)  # the replaced error rows leave the table once their new rows are written
+        # the replaced error rows leave the table once their new rows are written
+        retry.finish(sid, model_name=spec.name)
     summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started,
                         model=spec.name)
