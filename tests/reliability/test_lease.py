@@ -98,6 +98,7 @@ def test_runs_racing_for_a_stale_lease_have_one_winner(tmp_path):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_two_runs_into_one_folder_one_works_one_is_refused(smollm, tmp_path):
     """Issue 15.1: `for i in 1 2; do longsweep generate p8.jsonl --out X & done` gave 16 rows for 8 keys."""
     p8 = prompts(tmp_path / "p8.jsonl", 8)

@@ -18,6 +18,7 @@ ONE = "sequences:\n  - id: one\n    prompts:\n      - {name: a, text: \"Write on
       "      - {name: b, text: \"Continue with one more.\"}\n"
 
 
+@pytest.mark.slow
 def test_100000_story_runs_speak_at_once_and_start_within_30s(smollm, tmp_path):
     seq = tmp_path / "one.yaml"
     seq.write_text(ONE)

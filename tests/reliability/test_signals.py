@@ -12,7 +12,7 @@ from clirun import cli, last_line, no_traceback, parquet_count, prompts, start, 
 
 from longsweep.errors import ExitCode
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 12
 
 

@@ -18,6 +18,7 @@ from longsweep.runtime.cluster import answers, ray_start_address
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_a_second_sweep_starts_its_own_ray_and_outlives_the_first(smollm, tmp_path):
     first_p, second_p = prompts(tmp_path / "a.jsonl", 3, prefix="a"), prompts(tmp_path / "b.jsonl", 8, prefix="b")
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
@@ -44,6 +45,7 @@ def test_a_stale_ray_start_record_is_not_followed(tmp_path):
     assert ray_start_address(str(tmp_path / "nowhere")) is None
 
 
+@pytest.mark.slow
 def test_a_head_started_with_ray_start_is_joined_and_a_dead_one_is_not(smollm, tmp_path):
     """The positive side: `ray start --head` on this machine is found without --address. RAY_TMPDIR keeps
     this test's head out of the machine's default Ray folder (other sweeps here must not find it)."""
