@@ -141,6 +141,7 @@ def cmd_sweep(job_cls: type[Job], args: argparse.Namespace) -> int:
 
 def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespace) -> int:
     """The run, holding the lease: set aside what a killed run left, connect, check, plan, run, compact."""
+    from longsweep.reparse import remove_leftovers
     from longsweep.results import now_iso, quarantine_unreadable, write_manifest
     from longsweep.runtime import signals
     from longsweep.runtime.cluster import connect
@@ -153,6 +154,7 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
     try:
         with ticker(f"{job.name} {', '.join(s.name for s in specs)}: starting (Ray, then planning)"):
             moved = quarantine_unreadable(settings.sweep_dir, job.table)
+            remove_leftovers(settings.sweep_dir)  # a reparse killed outright: its temporaries, in every table
             if moved:
                 print(f"[longsweep] {len(moved)} unreadable file(s) moved to {moved[0].parent}; their keys run "
                       f"again", file=sys.stderr)

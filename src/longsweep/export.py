@@ -34,10 +34,13 @@ def _review_rows(results_dir: Path) -> list[dict[str, Any]]:
         raise InputError(f"{results_dir}: no such results folder")
     table_dir = results_dir / "reviews" if (results_dir / "reviews").is_dir() else results_dir
     t = read_table(table_dir) if parquet_files(table_dir) else None
-    if t is None or not set(NEEDED) <= set(t.column_names):
+    if t is None:
         tables = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and parquet_files(p))
         found = f"its tables: {', '.join(tables)}" if tables else "it holds no result tables"
         raise InputError(f"{results_dir}: not a review sweep, no reviews/*.parquet ({found})")
+    missing = [c for c in NEEDED if c not in t.column_names]
+    if missing:
+        raise InputError(f"{table_dir}: not review rows (no column {', '.join(missing)}); nothing exported")
     return t.to_pylist()
 
 

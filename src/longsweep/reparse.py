@@ -13,8 +13,11 @@ use becomes an ``unparseable_review`` error. ``finished_at`` stays, so a row kee
 In place and safely, holding the sweep folder's lease (a sweep writing there is refused, and refuses to
 start meanwhile): every new file is written first under a temporary name, and only then does each replace
 its old file (one rename each: a reader sees the old file or the new one). A run cut short leaves some
-files reparsed and the others as they were, and running it again finishes the job. The manifest records
-each reparse. ``add_parser(subparsers)`` adds the subcommand; ``run(args)`` runs it (exit 0).
+files reparsed and the others as they were, and running it again finishes the job (a run killed outright
+leaves its temporaries, ``.reparse-*.tmp``: the next reparse, or the next sweep holding the lease, removes
+them). The manifest records each reparse. A ``reviews/`` folder whose files are not review rows, or a
+folder whose ``manifest.json`` is not a sweep's, is refused in one line before anything is written.
+``add_parser(subparsers)`` adds the subcommand; ``run(args)`` runs it (exit 0).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from longsweep.errors import ErrorKind, InputError
 logger = logging.getLogger(__name__)
 
 UNPARSEABLE = ErrorKind.UNPARSEABLE_REVIEW.value
+REVIEW_ID_COLUMNS = ("key", "paper_id", "version", "status", "raw_content")  # what makes a file review rows
+LEFTOVER = ".reparse-*.tmp"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -135,7 +140,34 @@ def _schema(file_schema: pa.Schema) -> pa.Schema:
 
 
 def _tmp(dest: Path, tag: str) -> Path:
-    return dest.parent / f".reparse-{tag}-{dest.name}.tmp"
+    return dest.parent / f".reparse-{tag}-{dest.name}.tmp"  # matches LEFTOVER
+
+
+def remove_leftovers(sweep_dir: str | Path) -> int:
+    """Remove the temporaries of a reparse that was killed outright (in any table of the folder); returns
+    how many. Only the lease holder may call this: no reparse is running then."""
+    n = 0
+    for tmp in Path(sweep_dir).glob(f"*/{LEFTOVER}"):
+        tmp.unlink(missing_ok=True)
+        n += 1
+    if n:
+        logger.warning("%s: removed %d temporary file(s) left by a reparse that was cut short", sweep_dir, n)
+    return n
+
+
+def check_review_table(sweep_dir: str | Path) -> None:
+    """Raise ``InputError`` when a readable file of ``<sweep>/reviews`` does not hold review rows."""
+    from longsweep.results import parquet_files
+    table = Path(sweep_dir) / "reviews"
+    for f in parquet_files(table):
+        try:
+            names = pq.read_schema(f).names
+        except Exception:  # noqa: BLE001 - unreadable: left as it is and reported by the reparse
+            continue
+        missing = [c for c in REVIEW_ID_COLUMNS if c not in names]
+        if missing:
+            raise InputError(f"{table}: not review rows ({f.name} has no column {', '.join(missing)}); "
+                             f"reparse reads review sweeps only; nothing was rewritten")
 
 
 def _write(t: pa.Table, tmp: Path) -> None:
@@ -175,6 +207,9 @@ def reparse_sweep(sweep_dir: str | Path, *, fmt: str | None = None, dry_run: boo
     files = parquet_files(sweep_dir / "reviews")
     if not files:
         raise InputError(f"{sweep_dir}: no reviews/*.parquet inside")
+    check_review_table(sweep_dir)
+    if not dry_run:
+        remove_leftovers(sweep_dir)
     formats, res, tag = _Formats(sweep_dir, fmt, models_file), Reparsed(sweep_dir), uuid.uuid4().hex[:10]
     pending: list[tuple[Path, Path]] = []  # (temporary file, the file it replaces)
     reviewers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (key, reviewer) -> (finished_at, row)
@@ -225,6 +260,10 @@ def _sweeps(paths: list[str]) -> list[Path]:
         if not found:
             raise InputError(f"{p}: no reviews/ table inside (expected <sweep>/reviews/*.parquet)")
         out += found
+    from longsweep.runtime.folder import check_sweep_folder
+    for sweep in out:  # every folder is checked before any is rewritten
+        check_sweep_folder(sweep)
+        check_review_table(sweep)
     return out
 
 

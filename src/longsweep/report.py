@@ -15,10 +15,29 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from longsweep.errors import InputError
 from longsweep.results import read_table
 
 SCORES = ("rating", "soundness", "presentation", "contribution", "confidence")
 PERCENTILES = (0.5, 0.9, 0.99)
+_PERF = ("tokens_per_s", "latency_s", "attempts", "resets", "error_kind")
+# per table: the columns a row must have to be one of its rows, then those the report reads when present
+NEEDED = {"reviews": ("status", "model", "paper_id", "version"), "stories": ("status", "model", "turn"),
+          "generations": ("status", "model")}
+OPTIONAL = {"reviews": ("was_truncated", "decision", *SCORES, *_PERF),
+            "stories": ("completion_tokens", "turns_dropped", "tokens_dropped", *_PERF), "generations": _PERF}
+
+
+def table_rows(table: str, dirs: list[Path], tables: list) -> list[dict]:
+    """The rows of one kind of table; raises ``InputError`` (one line) when they lack what makes them that
+    kind's rows (a ``reviews/`` folder of generation rows); columns of later versions default to None."""
+    for d, t in zip(dirs, tables):
+        missing = [c for c in NEEDED[table] if c not in t.column_names]
+        if missing:
+            kind = {"reviews": "review", "stories": "story", "generations": "generation"}[table]
+            raise InputError(f"{d}: not {kind} rows (no column {', '.join(missing)}); nothing to report")
+    blank = dict.fromkeys(OPTIONAL[table])
+    return [{**blank, **r} for t in tables for r in t.to_pylist()]
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -111,10 +130,10 @@ def build_report(results_dir: str | Path) -> dict[str, Any]:
     out: dict[str, Any] = {"results_dir": str(root)}
     for table, fn in (("reviews", review_report), ("stories", story_report), ("generations", None)):
         dirs = [root / table] if (root / table).is_dir() else sorted(p for p in root.glob(f"*/{table}") if p.is_dir())
-        tables = [t for t in (read_table(d) for d in dirs) if t is not None]
-        if not tables:
+        found = [(d, t) for d, t in ((d, read_table(d)) for d in dirs) if t is not None]
+        if not found:
             continue
-        rows = [r for t in tables for r in t.to_pylist()]
+        rows = table_rows(table, [d for d, _ in found], [t for _, t in found])
         out[table] = fn(rows) if fn else {"counts": counts(rows), "performance": performance(rows)}
         out[table]["_rows"] = rows
     if (root / "judgments").is_dir() or any(root.glob("*/judgments")):

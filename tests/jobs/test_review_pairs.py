@@ -51,8 +51,9 @@ def _version(folder: Path, pid: str, version: str) -> None:
 
 def seed_layout(root: Path) -> Path:
     """``root/data/pairs/filtered_pairs.csv`` and its version folders: pA with paths relative to the CSV and
-    a JSON flaw list, pB with paths as the seed writes them (relative to ``root``) and a Python-repr list,
-    pC with a flaw list that cannot be read."""
+    a JSON flaw list, pB with absolute paths (under the CSV's folder) and a Python-repr list, pC with a flaw
+    list that cannot be read. (Paths as the seed writes them, relative to ``root``, need ``--papers-root``:
+    tests/unit/test_paths_and_leftovers.py.)"""
     pairs = root / "data" / "pairs"
     for pid in ("pA", "pB", "pC"):
         for v, suffix in (("v1", "v1"), ("latest", "")):
@@ -60,8 +61,8 @@ def seed_layout(root: Path) -> Path:
     rows = [
         {"paperid": "pA", "title": "Pruning Graphs", "v1_folder_path": "v1/pA_2310_0001v1",
          "latest_folder_path": "latest/pA_2310_0001", "flaw_descriptions": json.dumps(FLAWS_A)},
-        {"paperid": "pB", "title": "Token Budgets", "v1_folder_path": "data/pairs/v1/pB_2310_0001v1",
-         "latest_folder_path": "data/pairs/latest/pB_2310_0001", "flaw_descriptions": repr(FLAWS_B)},
+        {"paperid": "pB", "title": "Token Budgets", "v1_folder_path": str(pairs / "v1/pB_2310_0001v1"),
+         "latest_folder_path": str(pairs / "latest/pB_2310_0001"), "flaw_descriptions": repr(FLAWS_B)},
         {"paperid": "pC", "title": "Broken", "v1_folder_path": "v1/pC_2310_0001v1",
          "latest_folder_path": "latest/pC_2310_0001", "flaw_descriptions": "['an unclosed list"},
     ]
@@ -132,9 +133,9 @@ def test_bad_rows_and_bad_files(tmp_path):
     got = read_pairs(p)
     errs = {e.paper_id + "/" + e.version: e.error for e in got if e.error}
     assert [e.version for e in got if not e.error] == ["v1", "latest", "latest"]
-    assert "column paperid is empty" in errs["row-2/v1"] and "unsafe paper id" in errs["row-3/latest"]
+    assert "column paperid is empty" in errs["#row-2/v1"] and "unsafe paper id" in errs["#row-3/latest"]
     assert "repeats row 1" in errs["ok1/v1#row4"] and "'nowhere' not found" in errs["gone/v1"]
-    assert "more field(s) than the header" in errs["row-6/v1"]
+    assert "more field(s) than the header" in errs["#row-6/v1"]
     assert len(got) == 12  # every row, both versions: nothing dropped
     assert all(e.version.startswith("latest") for e in read_pairs(p, versions=["latest"]))
     cols = read_pairs(p, columns={"first": "v1_folder_path"})

@@ -23,7 +23,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+MAX_ID = 200  # ids become file names (export: <paper_id>/<version>_review_run<k>.json)
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ class PaperFile:
 
 
 def check_id(s: str, what: str = "paper id") -> str | None:
-    """None when ``s`` is a safe id, else the reason."""
+    """None when ``s`` is a safe id, else the reason (one line; a long id is shown cut)."""
+    if len(s) > MAX_ID:
+        return f"{what} too long: {len(s)} characters, at most {MAX_ID} ({s[:40]!r}...)"
     if "\x00" in s or "/" in s or "\\" in s or ".." in s or not SAFE_ID.match(s):
         return f"unsafe {what} {s!r}: use letters, digits, '.', '_', '+', '-' (no '..', '/', NUL)"
     return None

@@ -5,18 +5,23 @@
 
 - Versions are the columns named ``<version>_folder_path`` (``v1``, ``latest``), or the columns given as
   ``{version: column}``. The id column is ``paperid`` (or ``paper_id``).
-- A relative folder path is looked up from the CSV's folder, then from each folder above it (the seed
-  writes the paths relative to the folder its script ran in, two above the CSV).
+- A relative folder path resolves against one folder, the root: the CSV's folder, or ``papers_root``
+  (``--papers-root``; the seed writes the paths relative to the folder its script ran in, two above the
+  CSV). Nothing else is searched. A path that leads out of the root (``..``, an absolute path elsewhere,
+  a symlink pointing out) is an error row unless ``allow_outside_root`` (``--allow-outside-root``); the
+  root itself (``.``) is never one version's folder. Each entry's ``path`` is the file it read, resolved.
 - In a version folder the paper is ``structured_paper_output/paper.md`` (a PDF converter's output), else a
   ``paper.md`` in any subfolder, else the first ``*.md``, else the first ``*.pdf`` (shallowest first, then
   by name); a path naming a ``.md`` or ``.pdf`` file is that file. Figures resolve relative to the markdown.
 - ``flaw_descriptions`` is a JSON list or a Python-literal list of strings (the seed writes ``repr`` of a
   list); an empty cell is no known flaw. The row's other columns are its metadata.
 
-A row that cannot be used (no id, an unsafe id, a repeated id, a folder that is not there, a flaw list
-that cannot be read, a row with more fields than the header) becomes an error entry for every version of
-the row, naming the CSV row, its line and the column: nothing is dropped. A file that cannot be read as a
-whole (missing, not UTF-8, no version column) is an ``InputError``: refused before anything runs.
+A row that cannot be used (no id, an unsafe id, a repeated id, a folder that is not there or outside the
+root, a flaw list that cannot be read, a row with more fields than the header) becomes an error entry for
+every version of the row, naming the CSV row, its line and the column: nothing is dropped. A row without a
+usable id gets the placeholder ``#row-N``, which no real id can equal (an id starts with a letter or
+digit). A file that cannot be read as a whole (missing, not UTF-8, no version column) is an ``InputError``:
+refused before anything runs.
 
 Papers in a folder (``papers/layout.py``) get their known flaws from ``<paper>/meta.json``'s ``flaws``.
 """
@@ -95,14 +100,22 @@ def find_paper_file(folder: Path) -> Path | None:
     return None
 
 
-def _locate(raw: str, csv_dir: Path) -> Path | None:
+def _inside(p: Path, root: Path) -> bool:
+    return p == root or root in p.parents
+
+
+def _locate(raw: str, root: Path, allow_outside: bool) -> tuple[Path | None, str | None]:
+    """(the version folder or file, resolved; None) or (None, why): see the module's docstring."""
     p = Path(raw).expanduser()
-    if p.is_absolute():
-        return p if p.exists() else None
-    for base in (csv_dir, *csv_dir.parents):
-        if (base / p).exists():
-            return base / p
-    return None
+    full = p if p.is_absolute() else root / p
+    if not full.exists():
+        return None, f"{raw!r} not found (relative paths resolve against {root}; --papers-root DIR for another)"
+    real = full.resolve()
+    if real == root:
+        return None, f"{raw!r} is the root folder itself ({root}), not one version's folder"
+    if not allow_outside and not _inside(real, root):
+        return None, f"{raw!r} leads outside {root} (to {real}); --allow-outside-root reads it"
+    return real, None
 
 
 @dataclass
@@ -114,6 +127,8 @@ class PairsFile:
     columns: dict[str, str]  # version -> folder column
     has_flaws: bool
     rows: list[tuple[int, int, dict]]  # (data row, last line, cells)
+    root: Path | None = None  # where relative folder paths resolve (resolved): papers_root, else the CSV's folder
+    allow_outside: bool = False  # folders outside the root are read too
 
 
 def version_columns(header: list[str], given: dict[str, str] | None, versions: list[str] | None,
@@ -141,9 +156,12 @@ def version_columns(header: list[str], given: dict[str, str] | None, versions: l
 
 
 def read_pairs_file(csv_path: str | Path, *, columns: dict[str, str] | None = None,
-                    versions: list[str] | None = None) -> PairsFile:
-    """Read and check the CSV as a whole; raises ``InputError`` naming the file."""
+                    versions: list[str] | None = None, root: str | Path | None = None,
+                    allow_outside_root: bool = False) -> PairsFile:
+    """Read and check the CSV as a whole (and ``root``, when given); raises ``InputError`` naming the file."""
     path = Path(csv_path)
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise InputError(f"--papers-root {root}: not a folder")
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # flaw lists and abstracts can be long
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -164,12 +182,13 @@ def read_pairs_file(csv_path: str | Path, *, columns: dict[str, str] | None = No
     if not rows:
         raise InputError(f"{path}: no rows under the header")
     cols = version_columns(header, columns, versions, path)
-    return PairsFile(path, id_col, cols, FLAW_COLUMN in header, rows)
+    base = Path(root).expanduser() if root is not None else path.parent
+    return PairsFile(path, id_col, cols, FLAW_COLUMN in header, rows, base.resolve(), allow_outside_root)
 
 
 def _row_entries(pf: PairsFile, n: int, line: int, cells: dict, seen: dict[str, int]) -> list[PaperInput]:
     where = f"{pf.path.name} row {n} (line {line})"
-    rid = f"row-{n}"
+    rid = f"#row-{n}"  # not a valid id: no real paperid can equal it
     if cells.get(None):  # DictReader puts the fields past the header under None
         return _errors(rid, pf, n, f"{where}: {len(cells[None])} more field(s) than the header's columns")
     pid = (cells.get(pf.id_column) or "").strip()
@@ -188,35 +207,41 @@ def _row_entries(pf: PairsFile, n: int, line: int, cells: dict, seen: dict[str, 
         return _errors(pid, pf, n, f"{where}: column {FLAW_COLUMN}: {e}")
     skip = {pf.id_column, FLAW_COLUMN, *pf.columns.values()}
     meta = tuple((k, v) for k, v in cells.items() if k is not None and k not in skip and v not in (None, ""))
+    kw = dict(flaws=tuple(flaws), row=n, meta=meta)
     out = []
     for version, col in pf.columns.items():
-        raw = (cells.get(col) or "").strip()
-        kw = dict(flaws=tuple(flaws), row=n, meta=meta)
-        if not raw:
-            out.append(PaperInput(pid, version, None, error=f"{where}: column {col} is empty", **kw))
-            continue
-        folder = _locate(raw, pf.path.resolve().parent)
-        if folder is None:
-            out.append(PaperInput(pid, version, None, error=f"{where}: column {col}: {raw!r} not found (looked "
-                                                              f"in the CSV's folder and the folders above it)", **kw))
-            continue
-        paper = find_paper_file(folder)
-        if paper is None:
-            out.append(PaperInput(pid, version, None, error=f"{where}: column {col}: no paper in {raw!r} "
-                                                              f"(paper.md, *.md or *.pdf)", **kw))
-            continue
-        out.append(PaperInput(pid, version, paper, **kw))
+        paper, why = _version_paper(pf, (cells.get(col) or "").strip())
+        out.append(PaperInput(pid, version, paper, error=f"{where}: column {col}{why}" if why else None, **kw))
     return out
+
+
+def _version_paper(pf: PairsFile, raw: str) -> tuple[Path | None, str | None]:
+    """The paper file one cell names (resolved), or None and the reason (after the column's name)."""
+    if not raw:
+        return None, " is empty"
+    root = pf.root or pf.path.resolve().parent
+    folder, why = _locate(raw, root, pf.allow_outside)
+    if folder is None:
+        return None, f": {why}"
+    paper = find_paper_file(folder)
+    if paper is None:
+        return None, f": no paper in {raw!r} (paper.md, *.md or *.pdf)"
+    real = paper.resolve()
+    if not pf.allow_outside and not _inside(real, root):
+        return None, f": the paper in {raw!r} leads outside {root} (to {real}); --allow-outside-root reads it"
+    return real, None
 
 
 def _errors(pid: str, pf: PairsFile, n: int, why: str, suffix: str = "") -> list[PaperInput]:
     return [PaperInput(pid, v + suffix, None, error=why, row=n) for v in pf.columns]
 
 
-def read_pairs(csv_path: str | Path, *, columns: dict[str, str] | None = None,
-               versions: list[str] | None = None) -> list[PaperInput]:
-    """Every (paper, version) of the CSV, in row order; unusable rows are error entries."""
-    pf = read_pairs_file(csv_path, columns=columns, versions=versions)
+def read_pairs(csv_path: str | Path, *, columns: dict[str, str] | None = None, versions: list[str] | None = None,
+               root: str | Path | None = None, allow_outside_root: bool = False) -> list[PaperInput]:
+    """Every (paper, version) of the CSV, in row order; unusable rows are error entries. Relative folder
+    paths resolve against ``root`` (default: the CSV's folder) and stay in it unless ``allow_outside_root``."""
+    pf = read_pairs_file(csv_path, columns=columns, versions=versions, root=root,
+                         allow_outside_root=allow_outside_root)
     seen: dict[str, int] = {}
     return [e for n, line, cells in pf.rows for e in _row_entries(pf, n, line, cells, seen)]
 

@@ -143,8 +143,11 @@ def describe(info: dict[str, Any], age_s: float) -> str:
 
 
 def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
-    """Take the sweep folder's lease (creating the folder), or raise ``SweepBusyError``."""
+    """Take the sweep folder's lease (creating the folder), or raise ``SweepBusyError``; a folder that is not
+    a sweep's (``runtime/folder.py``: a ``manifest.json`` that is not ours) is refused first, untouched."""
+    from longsweep.runtime.folder import check_sweep_folder
     sweep_dir = Path(sweep_dir)
+    check_sweep_folder(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / LEASE_FILE
     host = socket.gethostname()

@@ -80,6 +80,10 @@ class ReviewJob(Job):
                        help="PAPERS_DIR/<paper_id>/<version>.pdf|.md, a flat folder, or a pairs CSV")
         p.add_argument("--pairs-csv", default=None, metavar="FILE",
                        help="the review seed's pairs CSV (paperid, <version>_folder_path, flaw_descriptions)")
+        p.add_argument("--papers-root", default=None, metavar="DIR",
+                       help="pairs CSV: resolve relative folder paths against DIR (default: the CSV's folder)")
+        p.add_argument("--allow-outside-root", action="store_true", default=None,
+                       help="pairs CSV: read version folders that lead outside that root (.., absolute, symlinks)")
         p.add_argument("--version-columns", default=None, metavar="NAME=COLUMN,...",
                        help="pairs CSV: the version folder columns (default: every <version>_folder_path)")
         p.add_argument("--flaw-context", action="store_true", default=None,
@@ -100,6 +104,7 @@ class ReviewJob(Job):
         return {"runs": args.runs, "max_figures": args.max_figures, "versions": split_list(args.versions),
                 "limit": args.limit, "format": args.format, "pairs_csv": args.pairs_csv,
                 "version_columns": column_map(args.version_columns), "flaw_context": args.flaw_context,
+                "papers_root": args.papers_root, "allow_outside_root": args.allow_outside_root,
                 "retry_errors": retry_kinds(args.retry_errors), "accept_repaired_pdfs": args.accept_repaired_pdfs}
 
     def check_inputs(self) -> None:
@@ -109,11 +114,14 @@ class ReviewJob(Job):
             raise InputError(f"give a papers folder or --pairs-csv, not both ({self.inputs} and {opts.pairs_csv})")
         if not self.inputs:
             raise InputError("give a papers folder (PAPERS_DIR) or --pairs-csv FILE")
-        if opts.version_columns and not self.pairs:
-            raise InputError("--version-columns needs a pairs CSV (--pairs-csv FILE)")
+        for flag, given in (("--version-columns", opts.version_columns), ("--papers-root", opts.papers_root),
+                            ("--allow-outside-root", opts.allow_outside_root)):
+            if given and not self.pairs:
+                raise InputError(f"{flag} needs a pairs CSV (--pairs-csv FILE)")
         if self.pairs:
             from longsweep.papers.pairs import read_pairs_file
-            pf = read_pairs_file(self.inputs, columns=opts.version_columns, versions=opts.versions)
+            pf = read_pairs_file(self.inputs, columns=opts.version_columns, versions=opts.versions,
+                                 root=opts.papers_root)
             if opts.flaw_context and not pf.has_flaws:
                 raise InputError(f"{self.inputs}: --flaw-context, but the CSV has no flaw_descriptions column")
 
@@ -124,7 +132,8 @@ class ReviewJob(Job):
         opts: ReviewOptions = self.options
         self.check_inputs()
         if self.pairs:
-            papers = read_pairs(self.inputs, columns=opts.version_columns, versions=opts.versions)
+            papers = read_pairs(self.inputs, columns=opts.version_columns, versions=opts.versions,
+                                root=opts.papers_root, allow_outside_root=opts.allow_outside_root)
         else:
             try:
                 papers = with_meta_flaws(self.inputs, discover(self.inputs, opts.versions))

@@ -30,6 +30,9 @@ class ReviewOptions(BaseModel):
                                                          "a fragment), flagged pdf_repaired; else a damaged_pdf row.")
     pairs_csv: str | None = Field(None, description="A pairs CSV in the review seed's layout instead of a papers "
                                                     "folder (papers/pairs.py).")
+    papers_root: str | None = Field(None, description="Pairs CSV: the folder its relative folder paths resolve "
+                                                      "against (default: the CSV's folder).")
+    allow_outside_root: bool = Field(False, description="Pairs CSV: read version folders outside that root too.")
     version_columns: dict[str, str] | None = Field(None, description="Pairs CSV: {version: folder column} "
                                                                     "(default: every <version>_folder_path column).")
     flaw_context: bool = Field(False, description="Give the reviewer the paper's known flaws (the CSV's "

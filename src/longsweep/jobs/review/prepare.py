@@ -50,7 +50,9 @@ def read_system_prompt(spec: ModelSpec) -> str | None:
 
 def prepare_paper(pf: PaperFile, spec: ModelSpec, tok: Tokenizer, opts: ReviewOptions) -> Prepared:
     flaws = tuple(getattr(pf, "flaws", ()) or ())
+    real = str(pf.path.resolve()) if pf.path else None
     rec: dict[str, Any] = {"paper_id": pf.paper_id, "version": pf.version, "source": str(pf.path) if pf.path else None,
+                           "source_path": real,
                            "error": pf.error, "error_kind": ErrorKind.BAD_INPUT.value if pf.error else None,
                            "n_known_flaws": len(flaws) if flaws or not pf.error else None}
     if pf.error:

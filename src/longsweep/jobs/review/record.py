@@ -20,6 +20,7 @@ _S, _I, _B = pa.string(), pa.int64(), pa.bool_()
 # (column, Arrow type) of the record's fields that every review row carries
 ROW_FIELDS: list[tuple[str, pa.DataType]] = [
     ("paper_id", _S), ("version", _S),
+    ("source_path", _S),  # the file reviewed, resolved (a pairs CSV's folder path leads to it)
     ("was_truncated", _B), ("truncation_stages", pa.list_(_S)), ("tokens_full", _I), ("tokens_fitted", _I),
     ("budget_tokens", _I), ("tokens_exact", _B), ("chars_removed", _I), ("n_figures", _I), ("n_images", _I),
     ("hidden_text", _B), ("hidden_text_chars", _I),
@@ -53,6 +54,7 @@ class PaperRecord(BaseModel):
     paper_id: str
     version: str
     source: str | None = None
+    source_path: str | None = None
     error: str | None = None
     error_kind: str | None = None
     pages: int | None = None
