@@ -195,7 +195,11 @@ def test_pairs_csv_reviewed_on_ray_with_and_without_flaw_context(ray_local, smol
             if r["paper_id"] == "pC":
                 assert r["status"] == "error" and r["error_kind"] == "bad_input"
                 assert "row 3" in r["error"] and "flaw_descriptions" in r["error"] and r["flaw_context"] is None
+                assert r["source_path"] is None
                 continue
+            src = Path(r["source_path"])  # the file reviewed, resolved: that paper's, that version's
+            assert src.is_file() and src.parts[-4:-2] == (r["version"], f"{r['paper_id']}_2310_0001" +
+                                                          ("v1" if r["version"] == "v1" else ""))
             assert r["raw_content"] and r["error_kind"] not in ("bad_input", "engine_error"), r["error"]
             assert r["n_known_flaws"] == (2 if r["paper_id"] == "pA" else 1) and r["flaw_context"] is on
             assert r["n_figures"] == 1 and not r["was_truncated"]
