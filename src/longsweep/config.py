@@ -79,7 +79,10 @@ class OpenAISettings(_Strict):
     model: str | None = Field(None, description="The server's name for the model (`model` of each request).")
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key; the key "
                                                       "itself is never written to results or the manifest.")
-    timeout_s: float = Field(600, gt=0, description="Per-request timeout.")
+    timeout_s: float = Field(600, gt=0, description="Longest wait for any one step of a request (connect, a read).")
+    request_timeout_s: float = Field(1800, gt=0, description="Deadline of one HTTP attempt as a whole, however the "
+                                                            "server sends its answer (a trickle of bytes included); "
+                                                            "then the usual retries, then an error row.")
     max_in_flight: int = Field(16, ge=1, description="Requests one actor keeps in flight.")
     max_retries: int = Field(6, ge=0, description="HTTP attempts after the first for transient failures.")
     backoff_s: float = Field(1.0, gt=0, description="First backoff; doubles up to backoff_max_s, with jitter.")
@@ -202,7 +205,8 @@ class ModelSpec(_Strict):
 class WorkerPolicy(_Strict):
     """Retry and reset policy of a ModelWorker."""
 
-    min_chars: int = Field(10, ge=0, description="An answer shorter than this (stripped) is retried.")
+    min_chars: int = Field(1, ge=0, description="An answer shorter than this (stripped) is retried; a job asks for "
+                                              "more (stories: 10), and only when max_tokens leaves room for it.")
     max_retries: int = Field(2, ge=0, description="Retries after the first attempt.")
     reset_after_chars: int | None = Field(None, gt=0, description="Reset model state after an answer this long; "
                                                                  "None = never (the story job sets the seed's 5,000).")

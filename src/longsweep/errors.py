@@ -36,6 +36,8 @@ class ErrorKind(str, enum.Enum):
     HTTP_ERROR = "http_error"  # a server answered this item with a 4xx other than context length
     SKIPPED_AFTER_FAILURE = "skipped_after_failure"  # a later story turn after a failed one
     BAD_INPUT = "bad_input"  # a bad field or entry in the input, named in `error`
+    ITEM_FAILED = "item_failed"  # the job's own code raised on this item's data (its reason names the error)
+    UNSTORABLE_VALUE = "unstorable_value"  # a value the table cannot hold (an int over int64, a lone surrogate)
     BUDGET = "budget"  # not even the minimum prompt fits the token budget
     CORRUPT_PDF = "corrupt_pdf"
     DAMAGED_PDF = "damaged_pdf"  # a PDF that PyMuPDF had to repair: text may be a fragment
@@ -108,16 +110,26 @@ class BudgetError(ValueError):
 class PromptTooLongError(BudgetError):
     """A prompt plus its answer would exceed the window; refused before any engine sees it, never retried."""
 
-    def __init__(self, needed: int, window: int, prompt_tokens: int, max_tokens: int):
+    def __init__(self, needed: int, window: int, prompt_tokens: int, max_tokens: int, *,
+                 refused_by: str | None = None, server_message: str | None = None):
         self.needed, self.window = needed, window
         self.prompt_tokens, self.max_tokens = prompt_tokens, max_tokens
-        super().__init__(
-            f"prompt needs {needed} tokens ({prompt_tokens} prompt + {max_tokens} completion) "
-            f"but the context window is {window}"
-        )
+        self.refused_by, self.server_message = refused_by, server_message
+        if refused_by:  # the server refused it: its own words, and our counts beside them
+            text = (f"the server {refused_by} refused the prompt as too long: {server_message!r} (our count: "
+                    f"{prompt_tokens} prompt + {max_tokens} completion = {needed} tokens; window {window})")
+        else:
+            text = (f"prompt needs {needed} tokens ({prompt_tokens} prompt + {max_tokens} completion) "
+                    f"but the context window is {window}")
+        super().__init__(text)
 
     def __reduce__(self):  # crosses Ray (pickled) with its fields
-        return (type(self), (self.needed, self.window, self.prompt_tokens, self.max_tokens))
+        return (_rebuild_too_long, (type(self), self.needed, self.window, self.prompt_tokens, self.max_tokens,
+                                    self.refused_by, self.server_message))
+
+
+def _rebuild_too_long(cls, needed, window, prompt_tokens, max_tokens, refused_by, server_message):
+    return cls(needed, window, prompt_tokens, max_tokens, refused_by=refused_by, server_message=server_message)
 
 
 class IngestError(ValueError):

@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from longsweep.config import ModelSpec, OpenAISettings, resolve_path
 from longsweep.engines.base import Engine, EngineLoadError, GenerationRequest, GenerationResult
 from longsweep.engines.openai_http import ContextLengthError, HTTPItemError, request_json
 from longsweep.errors import FatalEngineError, PromptTooLongError
+from longsweep.secrets import Secret, from_env, redact
 from longsweep.tokens import Message
 
 __all__ = ["OpenAIEngine", "EndpointResult", "HTTPItemError", "BatchItemErrors", "build_payload", "endpoint_tokenizer"]
@@ -48,6 +48,8 @@ class EndpointResult(GenerationResult):
 
     server_prompt_tokens: int | None = None  # usage.prompt_tokens of the answer
     prompt_tokens_mismatch: bool = False  # |server - ours| > openai.prompt_tokens_tolerance
+    server_completion_tokens: int | None = None  # usage.completion_tokens, when it is an integer
+    completion_tokens_mismatch: bool = False  # the server's count was missing or impossible: ours is used
     http_attempts: int = 1  # HTTP requests this result took (1 = no retry)
     retry_wait_s: float = 0.0  # seconds spent in backoff before the answer
 
@@ -134,15 +136,16 @@ class OpenAIEngine(Engine):
     backend = "openai"
     feeds = True  # one request at a time, up to max_in_flight per actor (Engine.agenerate)
 
-    def __init__(self, spec: ModelSpec, *, tokenizer: Any = None, **overrides):
+    def __init__(self, spec: ModelSpec, *, tokenizer: Any = None, api_key: Secret | str | None = None, **overrides):
         s = spec.openai
         if overrides:
             s = OpenAISettings.model_validate({**s.model_dump(), **overrides})
         if not s.base_url:
             raise EngineLoadError(f"model {spec.name!r}: openai.base_url is not set (the server's root URL)")
-        self._key: str | None = None
+        # the key: given by the driver (a Secret, never in a runtime_env), else this process's environment
+        self._key: Secret | None = None
         if s.api_key_env:
-            self._key = os.environ.get(s.api_key_env)
+            self._key = (Secret(api_key) if isinstance(api_key, str) else api_key) or from_env(s.api_key_env)
             if not self._key:
                 raise EngineLoadError(f"model {spec.name!r}: ${s.api_key_env} (openai.api_key_env) is not set")
         self.spec, self.settings = spec, s
@@ -187,7 +190,7 @@ class OpenAIEngine(Engine):
         except FatalEngineError as e:
             self._fatal = e
             raise
-        return self._result(body, info, prompt_tokens)
+        return self._result(body, info, prompt_tokens, request.max_tokens)
 
     async def _chat(self, client: httpx.AsyncClient, req: GenerationRequest, prompt_tokens: int):
         if not self._model_known:
@@ -198,12 +201,14 @@ class OpenAIEngine(Engine):
                                     dropped=frozenset(self._dropped), llama_schema=self._llama_schema)
             try:
                 body, info = await request_json(client, "POST", f"{self.server}/v1/chat/completions", payload,
-                                                settings=self.settings, server=self.server, headers=self._headers())
+                                                settings=self.settings, server=self.server, headers=self._headers(),
+                                                secret=self._key)
                 info.attempts += attempts
                 return body, info
             except ContextLengthError as e:
                 raise PromptTooLongError(prompt_tokens + req.max_tokens, e.window or self.context_window,
-                                         prompt_tokens, req.max_tokens) from e
+                                         prompt_tokens, req.max_tokens, refused_by=self.server,
+                                         server_message=e.message) from e
             except HTTPItemError as e:
                 attempts += e.attempts
                 if not self._adapt(e, payload):
@@ -230,30 +235,44 @@ class OpenAIEngine(Engine):
     async def _server_model(self, client: httpx.AsyncClient) -> str | None:
         """``openai.model`` unset: the first model the server lists (vLLM needs the served name)."""
         body, _ = await request_json(client, "GET", f"{self.server}/v1/models", None, settings=self.settings,
-                                     server=self.server, headers=self._headers())
+                                     server=self.server, headers=self._headers(), secret=self._key)
         data = body.get("data") if isinstance(body, dict) else None
         return str(data[0]["id"]) if data else None
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        return {"Authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
 
-    def _result(self, body: Any, info, prompt_tokens: int) -> EndpointResult:
+    def _result(self, body: Any, info, prompt_tokens: int, max_tokens: int | None = None) -> EndpointResult:
+        """The answer as a result. The text is never lost to a bad ``usage``: a count that is not an integer
+        or cannot be true (over ``max_tokens``) is replaced by ours, and the row says so."""
         try:
             choice = body["choices"][0]
-            text = (choice.get("message") or {}).get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise HTTPItemError(200, f"the answer has no choices[0].message: {json.dumps(body)[:300]}") from None
-        usage = body.get("usage") or {}
-        server_pt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
-        if completion is None:
-            completion = len(self.tokenizer.encode(text))
+            text = _content_text((choice.get("message") or {}).get("content"))
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+            raise HTTPItemError(200, redact(f"the answer has no choices[0].message text ({e}): "
+                                            f"{json.dumps(body, default=str)[:300]}", self._key)) from None
+        text = redact(text, self._key)
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        server_pt = _count(usage, "prompt_tokens")
+        server_ct = _count(usage, "completion_tokens")
+        completion, mismatch = server_ct, False
+        if server_ct is None or (max_tokens is not None and server_ct > max_tokens):
+            completion, mismatch = len(self.tokenizer.encode(text)), usage.get("completion_tokens") is not None
+            if mismatch:
+                logger.warning("server %s: usage.completion_tokens=%.40r is not a possible count (max_tokens %s); "
+                               "counted %d with the model's tokenizer", self.server, usage.get("completion_tokens"),
+                               max_tokens, completion)
+        if server_pt is None and usage.get("prompt_tokens") is not None:
+            logger.warning("server %s: usage.prompt_tokens=%.40r is not a count; ignored", self.server,
+                           usage.get("prompt_tokens"))
         tol = self.settings.prompt_tokens_tolerance
+        details = usage.get("prompt_tokens_details")
         return EndpointResult(
-            text=text, finish_reason=choice.get("finish_reason") or "stop", prompt_tokens=prompt_tokens,
-            completion_tokens=int(completion), cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+            text=text, finish_reason=str(choice.get("finish_reason") or "stop")[:40], prompt_tokens=prompt_tokens,
+            completion_tokens=completion, cached_tokens=_count(details, "cached_tokens"),
             latency_s=info.latency_s, decode_s=None, server_prompt_tokens=server_pt,
-            prompt_tokens_mismatch=server_pt is not None and abs(int(server_pt) - prompt_tokens) > tol,
+            prompt_tokens_mismatch=server_pt is not None and abs(server_pt - prompt_tokens) > tol,
+            server_completion_tokens=server_ct, completion_tokens_mismatch=mismatch,
             http_attempts=info.attempts, retry_wait_s=round(info.waited_s, 3),
         )
 
@@ -348,6 +367,28 @@ class OpenAIEngine(Engine):
             if self._thread is not None:
                 self._thread.join(timeout=10)
             loop.close()
+
+
+_INT64_MAX = 2**63 - 1
+
+
+def _count(usage: Any, name: str) -> int | None:
+    """``usage[name]`` when it is a token count (an integer from 0 to int64), else None."""
+    v = usage.get(name) if isinstance(usage, dict) else None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _INT64_MAX else None
+
+
+def _content_text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    raise ValueError(f"message content is a {type(content).__name__}")
 
 
 def endpoint_tokenizer(spec: ModelSpec):

@@ -27,6 +27,7 @@ import httpx
 
 from longsweep.config import OpenAISettings
 from longsweep.errors import FatalEngineError
+from longsweep.secrets import Secret, redact
 
 # How servers word an over-long prompt: OpenAI and llama-cpp-python's server ("This model's maximum context
 # length is N tokens"), vLLM (the same, or "... is longer than the maximum model length"), llama.cpp's own
@@ -147,14 +148,15 @@ class _Transient(Exception):
         super().__init__(message)
 
 
-def _check(resp: httpx.Response, server: str, key_env: str | None) -> Any:
-    """The JSON body of a 2xx answer; else raise what the status means."""
+def _check(resp: httpx.Response, server: str, key_env: str | None, secret: Secret | None = None) -> Any:
+    """The JSON body of a 2xx answer; else raise what the status means (the server's words, redacted)."""
     if 200 <= resp.status_code < 300:
         try:
             return resp.json()
         except ValueError as e:
-            raise HTTPItemError(resp.status_code, f"the answer is not JSON ({e}): {resp.text[:200]!r}") from None
-    status, msg = resp.status_code, error_message(resp)
+            raise HTTPItemError(resp.status_code, redact(f"the answer is not JSON ({e}): {resp.text[:200]!r}",
+                                                         secret)) from None
+    status, msg = resp.status_code, redact(error_message(resp), secret)
     if status in (401, 403):
         hint = f"check the API key in ${key_env}" if key_env else "the model has no api_key_env set"
         raise FatalEngineError(f"server {server} refused the request with HTTP {status} ({msg}): {hint}")
@@ -165,9 +167,14 @@ def _check(resp: httpx.Response, server: str, key_env: str | None) -> Any:
     raise HTTPItemError(status, msg)
 
 
-async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any, headers: dict[str, str]) -> httpx.Response:
+async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any, headers: dict[str, str],
+                deadline_s: float | None = None) -> httpx.Response:
+    """One HTTP attempt, bounded as a whole by ``deadline_s`` (httpx's read timeout restarts with each byte:
+    a server that trickles its answer would otherwise hold the request forever)."""
     try:
-        return await client.request(method, url, json=body, headers=headers)
+        return await asyncio.wait_for(client.request(method, url, json=body, headers=headers), deadline_s)
+    except TimeoutError:
+        raise _Transient(None, f"no complete answer within {deadline_s:g}s (openai.request_timeout_s)") from None
     except (httpx.ConnectError, httpx.ConnectTimeout) as e:
         raise _Transient(None, f"{type(e).__name__}: {e}", connect=True) from None
     except httpx.TimeoutException as e:
@@ -179,9 +186,10 @@ async def _send(client: httpx.AsyncClient, method: str, url: str, body: Any, hea
 async def request_json(
     client: httpx.AsyncClient, method: str, url: str, body: Any, *, settings: OpenAISettings, server: str,
     headers: dict[str, str] | None = None, backoff: Backoff | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, secret: Secret | None = None,
 ) -> tuple[Any, CallInfo]:
-    """Send one JSON request, retrying transient faults; the answer's JSON and how the call went."""
+    """Send one JSON request, retrying transient faults; the answer's JSON and how the call went. Every
+    attempt has ``settings.request_timeout_s`` in all; ``secret`` is redacted from any text the server sends."""
     backoff = backoff or Backoff(settings.backoff_s, settings.backoff_max_s)
     t_first, waited, attempts = time.monotonic(), 0.0, 0
     last: _Transient | None = None
@@ -189,9 +197,11 @@ async def request_json(
         attempts += 1
         t0 = time.monotonic()
         try:
-            resp = await _send(client, method, url, body, headers or {})
-            return _check(resp, server, settings.api_key_env), CallInfo(attempts, time.monotonic() - t0, waited)
+            resp = await _send(client, method, url, body, headers or {}, settings.request_timeout_s)
+            return (_check(resp, server, settings.api_key_env, secret),
+                    CallInfo(attempts, time.monotonic() - t0, waited))
         except _Transient as e:
+            e.message = redact(e.message, secret)
             last = e
         if attempts > settings.max_retries:
             break

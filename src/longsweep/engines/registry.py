@@ -5,11 +5,13 @@ from __future__ import annotations
 from longsweep.config import ModelSpec
 from longsweep.engines.base import Engine
 from longsweep.errors import ConfigError, EngineLoadError, LongsweepError
+from longsweep.secrets import Secret
 from longsweep.tokens import HeuristicTokenizer, TiktokenTokenizer, Tokenizer
 
 
-def load_engine(spec: ModelSpec) -> Engine:
-    """Load the engine of ``spec``; raises ``EngineLoadError`` with what to do when it cannot."""
+def load_engine(spec: ModelSpec, *, api_key: Secret | None = None) -> Engine:
+    """Load the engine of ``spec``; raises ``EngineLoadError`` with what to do when it cannot. ``api_key``: an
+    endpoint's key handed over by the driver (else the engine reads ``openai.api_key_env`` itself)."""
     if spec.backend == "llama_cpp":
         from longsweep.engines.llama_cpp import LlamaCppEngine
         return LlamaCppEngine(spec)
@@ -18,7 +20,7 @@ def load_engine(spec: ModelSpec) -> Engine:
         return VllmEngine(spec)
     if spec.backend == "openai":
         from longsweep.engines.openai import OpenAIEngine
-        return OpenAIEngine(spec)
+        return OpenAIEngine(spec, api_key=api_key)
     raise EngineLoadError(f"unknown backend {spec.backend!r}")
 
 

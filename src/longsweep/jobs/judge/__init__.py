@@ -85,6 +85,12 @@ class JudgeJob(Job):
         from longsweep.jobs.judge.driver import Planner
         return Planner(self.rubric, self.options, self.inputs, spec, sweep_id).plan()
 
+    def item_error_rows(self, item, ctx, error: str) -> list[dict[str, Any]]:
+        """One error row per row the item would have written (a criterion, or a flaw)."""
+        from longsweep.errors import ErrorKind
+        rows = item.payload.get("rows") or [{"key": item.key}]
+        return [ctx.error_row(r["key"], ErrorKind.ITEM_FAILED, error, item_key=item.key) for r in rows]
+
     def task(self, ctx):
         from longsweep.jobs.judge.task import JudgeTask
         return JudgeTask(ctx, self.rubric, self.options)

@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from longsweep.engines.base import GenerationRequest
-from longsweep.errors import BudgetError, ErrorKind
+from longsweep.errors import BudgetError, EngineDeadError, EngineLoadError, ErrorKind, FatalEngineError
 from longsweep.jobs.base import WorkItem
+from longsweep.results import clean_text
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.retry import Outcome
 from longsweep.stories.window import fit_window
@@ -52,7 +53,15 @@ class StoryTask:
         p = StoryPayload.model_validate(item.payload)
         history, failed, start = self._resume(item.key, len(p.prompts))
         for k in range(start, len(p.prompts)):
-            row, answer, failed = await self._turn(item.key, p, k, history, failed)
+            try:
+                row, answer, failed = await self._turn(item.key, p, k, history, failed)
+            except (EngineDeadError, EngineLoadError, FatalEngineError):
+                raise
+            except Exception as e:  # noqa: BLE001 - this turn's data broke the code: its row, not the batch's end
+                why = f"the job failed on this turn: {type(e).__name__}: {clean_text(str(e))[:500]}"
+                row = self._error_row(f"{item.key}/turn{k + 1:02d}", self._base(item.key, p, k), why,
+                                      ErrorKind.ITEM_FAILED, p.seed)
+                answer, failed = None, f"turn {k + 1} failed: {why}"
             if answer is not None:
                 history.append((p.prompts[k]["text"], answer))
             self.ctx.sink.add([row])
@@ -78,8 +87,7 @@ class StoryTask:
         """One turn: (row, accepted answer or None, why later turns are skipped or None)."""
         prompt = p.prompts[k]
         key = f"{item_key}/turn{k + 1:02d}"
-        base = {"item_key": item_key, "sequence_id": p.sequence_id, "run": p.run, "turn": k + 1,
-                "prompt_name": prompt["name"], "prompt": prompt["text"]}
+        base = self._base(item_key, p, k)
         if failed:
             return self._error_row(key, base, failed, ErrorKind.SKIPPED_AFTER_FAILURE, p.seed), None, failed
         try:
@@ -97,6 +105,12 @@ class StoryTask:
         if out.ok:
             return row, out.result.text, None  # type: ignore[union-attr]
         return row, None, f"turn {k + 1} failed: {out.error}"
+
+    @staticmethod
+    def _base(item_key: str, p: StoryPayload, k: int) -> dict[str, Any]:
+        prompt = p.prompts[k]
+        return {"item_key": item_key, "sequence_id": p.sequence_id, "run": p.run, "turn": k + 1,
+                "prompt_name": prompt["name"], "prompt": prompt["text"]}
 
     def _row(self, key, base, win, req, out: Outcome) -> dict[str, Any]:
         row = self.ctx.outcome_row(key, out, req.seed)

@@ -1,0 +1,60 @@
+"""One value, one row: a value Arrow cannot store makes its own row an error row, never its batch's end."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from longsweep.results import COMMON
+from longsweep.results import to_table
+
+SCHEMA = pa.schema(COMMON + [("id", pa.string()), ("text", pa.string())])
+
+
+def _row(key: str, **kw):
+    return {"key": key, "item_key": key, "sweep_id": "s", "model": "m", "backend": "openai", "status": "ok",
+            "attempts": 1, "resets": 0, "worker": "w", "finished_at": "2026-12-01T00:00:00+00:00", **kw}
+
+
+def test_a_seed_over_int64_and_a_lone_surrogate_are_their_own_error_rows():
+    rows = [_row("a", id="a", seed=2**64, text="fine"), _row("b", id="b", text="ok"),
+            _row("c", id="c", text="bad \udafb answer"), _row("d", id="d", text="also ok", seed=7)]
+    t = to_table(rows, SCHEMA)
+    got = {r["key"]: r for r in t.to_pylist()}
+    assert list(got) == ["a", "b", "c", "d"]
+    assert got["b"]["status"] == "ok" and got["b"]["text"] == "ok"
+    assert got["d"]["status"] == "ok" and got["d"]["seed"] == 7
+    a, c = got["a"], got["c"]
+    assert a["status"] == "error" and a["error_kind"] == "unstorable_value" and "seed" in a["error"]
+    assert a["seed"] is None and a["text"] == "fine"  # the rest of the row is kept
+    assert c["status"] == "error" and c["error_kind"] == "unstorable_value" and "text" in c["error"]
+    assert c["text"] is None and c["model"] == "m" and c["finished_at"]
+    json.dumps(t.to_pylist())  # every stored string is valid UTF-8
+
+
+def test_an_error_row_keeps_its_own_reason_and_a_bad_key_is_escaped():
+    rows = [_row("e", status="error", error="server said \udc80", error_kind="http_error"),
+            _row("k\udafb", id="x")]
+    got = to_table(rows, SCHEMA).to_pylist()
+    assert got[0]["status"] == "error" and "http_error" in got[0]["error"] and "error" in got[0]["error"]
+    assert "\\udc80" in got[0]["error"]  # the server's words, escaped
+    assert got[1]["key"] == "k\\udafb" and got[1]["error_kind"] == "unstorable_value"
+
+
+def test_a_value_of_the_wrong_type_names_its_field():
+    (r,) = to_table([_row("t", id={"not": "a string"})], SCHEMA).to_pylist()
+    assert r["status"] == "error" and r["id"] is None and "'id'" in r["error"]
+
+
+def test_the_prompt_line_check_refuses_a_seed_outside_int64(tmp_path):
+    from longsweep.jobs.generate.inputs import read_prompts
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"id": "big", "prompt": "hi", "seed": 18446744073709551616}) + "\n"
+                 + json.dumps({"id": "neg", "prompt": "hi", "seed": -2**63 - 1}) + "\n"
+                 + json.dumps({"id": "max", "prompt": "hi", "max_tokens": 2**70}) + "\n"
+                 + json.dumps({"id": "fine", "prompt": "hi", "seed": 2**63 - 1}) + "\n")
+    out = read_prompts(f, max_tokens=None)
+    assert [p["id"] for p in out.prompts] == ["fine"]
+    errs = dict(out.errors)
+    assert "seed" in errs["big"] and "seed" in errs["neg"] and "max_tokens" in errs["max"]
