@@ -98,3 +98,47 @@ def test_every_hostile_answer_is_one_row_and_the_key_is_nowhere(ray_local, hosti
     assert needle not in text.encode()
     assert _grep(out, needle) == []
     assert _grep(_session_dir(ray_local), needle) == []  # runtime_env_agent.log, worker logs, Ray Data's log
+
+
+SEQ = """sequences:
+  - id: broken
+    prompts:
+      - {name: start, text: "Begin a story. case=surrogate"}
+      - {name: end, text: "End the story. case=ok"}
+  - id: fine
+    prompts:
+      - {name: start, text: "Begin a story. case=ok"}
+      - {name: end, text: "End the story. case=ok"}
+"""
+
+
+def test_a_story_turn_the_table_cannot_hold_stops_its_story_only(ray_local, hostile_spec, tmp_path):
+    from longsweep.jobs.stories import StoriesJob, StoryOptions
+    from helpers import run_one
+    f = tmp_path / "s.yaml"
+    f.write_text(SEQ)
+    with HostileServer(KEY) as srv:
+        s = run_one(StoriesJob(StoryOptions(max_tokens=16, max_retries=0), f), hostile_spec(srv.url),
+                    tmp_path / "out", batch_items=2)
+    rows = {r["key"]: r for r in pq.read_table(tmp_path / "out" / "stories").to_pylist()}
+    assert s.rows == 4 and s.ok == 2
+    b1, b2 = rows["broken/run1/smollm2-endpoint/turn01"], rows["broken/run1/smollm2-endpoint/turn02"]
+    assert b1["error_kind"] == "unstorable_value" and "'response'" in b1["error"]
+    assert b2["error_kind"] == "skipped_after_failure"
+    assert all(rows[f"fine/run1/smollm2-endpoint/turn0{t}"]["status"] == "ok" for t in (1, 2))
+
+
+def test_a_401_that_echoes_the_key_stops_the_sweep_with_the_key_redacted(ray_local, make_spec, monkeypatch,
+                                                                         tmp_path, capfd):
+    from longsweep.errors import FatalError
+    wrong = "sk-wrong-but-secret-41d9"
+    monkeypatch.setenv(API_KEY_ENV, wrong)  # the server answers 401 and echoes the key it got
+    with HostileServer(KEY) as srv:
+        spec = make_spec(base_url=srv.url, max_retries=0, request_timeout_s=3)
+        with pytest.raises(FatalError) as ei:
+            run_items(work_items([_item("a", "ok"), _item("b", "ok")]), spec, tmp_path / "out")
+    assert "401" in str(ei.value) and "***" in str(ei.value) and wrong not in str(ei.value)
+    captured = capfd.readouterr()
+    assert wrong not in captured.out + captured.err
+    assert _grep(tmp_path / "out", wrong.encode()) == []  # manifest.json's fatal line included
+    assert _grep(_session_dir(ray_local), wrong.encode()) == []

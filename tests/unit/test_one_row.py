@@ -58,3 +58,46 @@ def test_the_prompt_line_check_refuses_a_seed_outside_int64(tmp_path):
     assert [p["id"] for p in out.prompts] == ["fine"]
     errs = dict(out.errors)
     assert "seed" in errs["big"] and "seed" in errs["neg"] and "max_tokens" in errs["max"]
+
+
+def test_a_task_that_raises_on_one_item_costs_that_item_only():
+    """The worker runs a failed batch's items alone; the one that raises again is its own error row."""
+    import asyncio
+
+    from longsweep.errors import FatalEngineError
+    from longsweep.jobs.base import WorkItem
+    from longsweep.jobs.generate import GenerateJob, GenerateOptions
+    from longsweep.runtime.worker import ModelWorker
+
+    class Ctx:
+        worker_id = "w"
+
+        def error_row(self, key, kind, error, **cols):
+            return {"key": key, "status": "error", "error_kind": str(kind), "error": error, **cols}
+
+    class Task:
+        calls: list[list[str]] = []
+
+        async def run(self, items):
+            self.calls.append([it.key for it in items])
+            if any(it.payload.get("boom") == "fatal" for it in items):
+                raise FatalEngineError("no request can succeed")
+            if any(it.payload.get("boom") for it in items):
+                raise KeyError("payload field \udafb")
+            return [{"key": it.key, "status": "ok", "id": it.payload["id"]} for it in items]
+
+    w = ModelWorker.__new__(ModelWorker)
+    w.task, w.ctx, w.job = Task(), Ctx(), GenerateJob(GenerateOptions(), "(items)")
+    items = [WorkItem(key=k, cost=1, payload={"id": k, **({"boom": 1} if k == "b" else {})}) for k in "abc"]
+    rows = asyncio.run(w._rows(items))
+    assert [(r["key"], r["status"]) for r in rows] == [("a", "ok"), ("b", "error"), ("c", "ok")]
+    assert rows[1]["error_kind"] == "item_failed" and "KeyError" in rows[1]["error"] and rows[1]["id"] == "b"
+    assert "\\udafb" in rows[1]["error"]
+    assert Task.calls == [["a", "b", "c"], ["a"], ["b"], ["c"]]
+    fatal = [WorkItem(key="f", cost=1, payload={"id": "f", "boom": "fatal"})]
+    try:
+        asyncio.run(w._rows(items[:1] + fatal))
+    except FatalEngineError:
+        pass
+    else:
+        raise AssertionError("a fatal engine error must stop the sweep, not become a row")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from longsweep.engines.base import GenerationRequest
 from longsweep.errors import BudgetError, EngineDeadError, EngineLoadError, ErrorKind, FatalEngineError
 from longsweep.jobs.base import WorkItem
-from longsweep.results import clean_text
+from longsweep.results import clean_text, storable_row
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.retry import Outcome
 from longsweep.stories.window import fit_window
@@ -62,6 +62,10 @@ class StoryTask:
                 row = self._error_row(f"{item.key}/turn{k + 1:02d}", self._base(item.key, p, k), why,
                                       ErrorKind.ITEM_FAILED, p.seed)
                 answer, failed = None, f"turn {k + 1} failed: {why}"
+            if self.ctx.sink is not None:  # a turn the table cannot hold is a failed turn: the story stops here
+                row = storable_row(row, self.ctx.sink.schema)
+                if row["status"] == "error" and answer is not None:
+                    answer, failed = None, f"turn {k + 1} failed: {row['error']}"
             if answer is not None:
                 history.append((p.prompts[k]["text"], answer))
             self.ctx.sink.add([row])
