@@ -7,7 +7,8 @@
     longsweep echo PROMPTS.jsonl --model NAME   a toy job: each prompt's token count
     longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
     longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
-    longsweep report RESULTS_DIR [--plots DIR] [--json]
+    longsweep report RESULTS_DIR [--plots DIR] [--json] [--html FILE]
+    longsweep view RESULTS_DIR [--port N]    the HTML report on 127.0.0.1, rebuilt on each reload
     longsweep compare RESULTS_DIR...         paired v1-vs-latest statistics over papers
     longsweep reparse RESULTS_DIR...         re-derive parsed review columns from raw_content
 
@@ -61,6 +62,20 @@ def _sweep_flags(p: argparse.ArgumentParser) -> None:
                         "also waits where no autoscaler is visible instead of refusing at once")
 
 
+def _at_least_one(s: str) -> int:
+    if not s.isdigit() or int(s) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {s!r}")
+    return int(s)
+
+
+def _html_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--html-max-items", type=_at_least_one, default=300, metavar="N",
+                   help="papers, sequences, generations and judgments shown in full (default 300); "
+                        "the rest are counted")
+    p.add_argument("--judged", action="append", default=None, metavar="DIR",
+                   help="a judged folder whose scores join the stories (repeatable; found beside RESULTS otherwise)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from longsweep.analysis.command import add_parser as add_compare
     from longsweep.jobs import JOBS
@@ -92,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results_dir", help="a sweep folder (results/<sweep_id>) or a folder of them")
     p.add_argument("--plots", default=None, help="write PNG plots into this folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML page (opens offline)")
+    _html_flags(p)
+    _common(p)
+
+    p = sub.add_parser("view", help="serve the HTML report on 127.0.0.1, rebuilt on each reload")
+    p.add_argument("results_dir", help="a sweep folder (results/<sweep_id>) or a folder of them")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    _html_flags(p)
     _common(p)
 
     p = sub.add_parser("export", help="write the review seed's JSON layout from a results folder")

@@ -334,9 +334,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         rep = build_report(args.results_dir)
     except FileNotFoundError as e:
         raise InputError(str(e)) from None
-    print(json.dumps(public(rep), indent=2, default=str) if args.json else format_text(rep))
+    if args.html:
+        from longsweep.reporting.page import write_html
+        path = write_html(args.results_dir, args.html, judged=args.judged or [], max_items=args.html_max_items)
+        print(f"html: {path} ({path.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
+    if args.json or not args.html:
+        print(json.dumps(public(rep), indent=2, default=str) if args.json else format_text(rep))
     if args.plots:
         from longsweep.report_plots import write_plots
         for p in write_plots(rep, args.plots):
             print(f"plot: {p}", file=sys.stderr)
     return ExitCode.OK
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from longsweep.reporting.serve import serve
+    return serve(args.results_dir, host="127.0.0.1", port=args.port, judged=args.judged or [],
+                 max_items=args.html_max_items)

@@ -1,0 +1,7 @@
+"""What users look at: the sweep folder as one self-contained HTML page (``longsweep report --html``) and
+the same page served on this machine (``longsweep view``).
+
+Modules: ``parts`` (escaping, tables, embedded images, the page's CSS and script), ``page`` (the whole page),
+``reviews``, ``stories`` and ``runinfo`` (its sections), ``serve`` (the local viewer). Every text that comes
+from a model, a paper or a file is escaped before it enters the page; the page loads nothing from anywhere.
+"""

@@ -1,0 +1,148 @@
+"""``longsweep report RESULTS --html FILE``: the sweep folder as one self-contained HTML page.
+
+The page holds the run (manifests), reviews, stories (with a judged folder's scores per turn), generations,
+judgments and errors by kind; plots are PNGs embedded as data URIs, the stylesheet and the filter script are
+inline, and nothing is loaded from anywhere, so the file opens offline and can be mailed. Per-item parts
+(papers, sequences, generations, judgments) show at most ``max_items`` items in full and say how many more
+there are. ``build_html`` is what ``longsweep view`` serves on each request.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from longsweep.reporting.parts import Raw, page
+
+MAX_ITEMS = 300
+REVIEW_PLOTS = ("rating_by_version", "truncation_rate", "review_tokens_per_s")
+STORY_PLOTS = ("completion_per_turn", "story_tokens_per_s")
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _same(a: Any, b: Path) -> bool:
+    try:
+        return bool(a) and Path(a).resolve() == b.resolve()
+    except (OSError, ValueError):
+        return False
+
+
+def find_judged(root: Path) -> list[Path]:
+    """Judged folders beside ``root`` (or beside its sub-folders) whose manifest names it as their source."""
+    targets = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    out = []
+    for t in targets:
+        for sib in sorted(t.parent.iterdir()) if t.parent.is_dir() else []:
+            if sib.is_dir() and (sib / "judgments").is_dir() and sib.resolve() != root.resolve():
+                m = _manifest(sib)
+                if m.get("job") == "judge" and _same((m.get("config") or {}).get("source"), t):
+                    out.append(sib)
+    return list(dict.fromkeys(out))
+
+
+def judgment_rows(dirs: list[Path]) -> list[dict[str, Any]]:
+    """The rows of every readable ``judgments/*.parquet`` under the folders (and their sub-folders)."""
+    import pyarrow.parquet as pq
+    rows: list[dict[str, Any]] = []
+    seen: set[Path] = set()
+    for d in dirs:
+        for f in sorted([*d.glob("judgments/*.parquet"), *d.glob("*/judgments/*.parquet")]):
+            if f.resolve() in seen:
+                continue
+            seen.add(f.resolve())
+            try:
+                rows += pq.read_table(f).to_pylist()
+            except Exception:  # noqa: BLE001 - a file cut by a killed writer: skipped, as the report does
+                continue
+    return rows
+
+
+def _plots(tmp: Path, names: tuple[str, ...]) -> list[Path]:
+    return [tmp / f"{n}.png" for n in names if (tmp / f"{n}.png").exists()]
+
+
+def source_of(root: Path) -> list[Path]:
+    """The source folder a judged folder's manifest names, when it is there."""
+    src = (_manifest(root).get("config") or {}).get("source") if _manifest(root).get("job") == "judge" else None
+    return [Path(src)] if src and Path(src).is_dir() else []
+
+
+def _source_stories(rep: dict[str, Any], root: Path) -> None:
+    """A judged folder alone: its stories come from the source folder its manifest names, when it is there."""
+    src = source_of(root)
+    if "stories" in rep or not src:
+        return
+    from longsweep.report import build_report
+    try:
+        other = build_report(src[0])
+    except Exception:  # noqa: BLE001 - the page shows what it can read
+        return
+    if "stories" in other:
+        rep["stories"] = other["stories"]
+
+
+def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_items: int = MAX_ITEMS) -> str:
+    """The page of a sweep folder (or a folder of them); raises ``FileNotFoundError`` / ``InputError`` when
+    there is nothing to show. ``judged``: judged folders whose scores join the stories (found ones are added)."""
+    from longsweep.report import build_report
+    from longsweep.report_judge import build_judge_report, write_judge_plots
+    from longsweep.report_plots import write_plots
+    from longsweep.reporting import reviews, runinfo, stories
+
+    root = Path(results_dir)
+    rep = build_report(root)
+    _source_stories(rep, root)
+    extra = [Path(j) for j in judged] + [j for j in find_judged(root) if j not in [Path(x) for x in judged]]
+    jrows = judgment_rows([root, *extra])
+    sections, nav = [], []
+    with tempfile.TemporaryDirectory(prefix="longsweep-html-") as t:
+        tmp = Path(t)
+        write_plots(rep, tmp)
+        versions = sorted({str(r["version"]) for r in rep.get("reviews", {}).get("_rows", []) if r["version"]})
+        sections.append(runinfo.run_section(root, extra, versions))
+        nav.append(("run", "Run"))
+        if "reviews" in rep:
+            sections.append(reviews.reviews_section(root, rep["reviews"], _plots(tmp, REVIEW_PLOTS), tmp / "compare",
+                                                    max_items))
+            nav.append(("reviews", "Reviews"))
+        if "stories" in rep:
+            sections.append(stories.stories_section(rep["stories"], _plots(tmp, STORY_PLOTS), jrows, max_items))
+            nav.append(("stories", "Stories"))
+        if "generations" in rep:
+            sections.append(runinfo.generations_section(rep["generations"], max_items))
+            nav.append(("generations", "Generations"))
+        jrep = rep.get("judgments")
+        if jrep is None and extra:
+            jrep = build_judge_report(extra[0])
+        if jrep is not None:
+            jplots = write_judge_plots(jrep, tmp / "judge")
+            sections.append(runinfo.judgments_section(jrep, jplots, jrows, max_items))
+            nav.append(("judgments", "Judgments"))
+        tables = {k: rep[k]["_rows"] for k in ("reviews", "stories", "generations") if k in rep}
+        tables["judgments"] = jrows
+        sections.append(runinfo.errors_section(tables))
+        nav.append(("errors", "Errors"))
+    return page(f"longsweep: {root.resolve().name}", nav, Raw("".join(sections)))
+
+
+def write_html(results_dir: str | Path, out: str | Path, **kw: Any) -> Path:
+    """Write the page to ``out`` (parents created) through a temporary file; returns the path."""
+    text = build_html(results_dir, **kw)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
