@@ -32,7 +32,8 @@ class PromptPayload(BaseModel):
         try:
             return conv(self.sampling.get(name, default))
         except (TypeError, ValueError):
-            raise ValueError(f"sampling.{name}: {self.sampling.get(name)!r} is not a {conv.__name__}") from None
+            what = "an integer" if conv is int else "a number"
+            raise ValueError(f"sampling.{name}: {self.sampling.get(name)!r} is not {what}") from None
 
 
 class GenerateTask:
