@@ -7,6 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ROOT.parent / "shared" / "papers"
 sys.path.insert(0, str(ROOT / "tests"))
+from shared_sweeps import shared_papers, shared_sweep  # noqa: E402,F401  the sweeps tests share
 
 
 def _has(mod: str) -> bool:
@@ -44,3 +45,12 @@ def ray_local():
                  logging_level="WARNING", runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}})
     yield ray
     ray.shutdown()
+
+
+def pytest_runtest_logreport(report):
+    """With LONGSWEEP_TEST_TIMES=FILE, each phase's seconds are appended to FILE as it ends (a tier's
+    slowest tests can be read while it still runs; pytest's --durations table comes only at the end)."""
+    path = os.environ.get("LONGSWEEP_TEST_TIMES")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{report.duration:.2f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")

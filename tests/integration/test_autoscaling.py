@@ -3,7 +3,8 @@
 The head has no room for a model worker; the worker node type carries the custom
 resource the model asks for (`resources.custom` in the registry). A sweep with
 `--actors 1,2` starts, the autoscaler adds nodes (separate raylets on this
-machine), the actor pool grows to two, and every key is written once.
+machine), the actor pool grows to two, and every key is written once. While no node can hold an actor,
+the progress line says that the sweep waits for the autoscaler; an empty prompt is its own error row.
 """
 
 import json
@@ -64,8 +65,8 @@ def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
     models = tmp_path / "models.yaml"
     models.write_text(MODELS)
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(json.dumps({"id": f"q{i:02d}", "prompt": f"Name a colour number {i}."})
-                                 for i in range(N)))
+    prompts.write_text("\n".join([json.dumps({"id": f"q{i:02d}", "prompt": f"Name a colour number {i}."})
+                                  for i in range(N)] + ['{"id": "empty", "prompt": ""}']))
     temp = Path(f"/tmp/lsas-{secrets.token_hex(3)}")
     env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
@@ -82,11 +83,15 @@ def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
              "--models-file", str(models), "--max-tokens", "48", "--actors", "1,2", "--batch-items", "1",
              "--address", gcs, "--out", str(out)],
             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
-        assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+        assert sweep.returncode == 1, sweep.stdout[-3000:] + sweep.stderr[-3000:]  # the empty prompt's row
         assert f"connected to the cluster at {gcs}" in sweep.stderr
+        assert "-- waiting for the autoscaler (model-node) to add a node with CPU 1, model_slot 1" in sweep.stderr, \
+            sweep.stderr[-4000:]
         rows = pq.read_table(out / "generations").to_pylist()
-        assert sorted(r["key"] for r in rows) == [f"q{i:02d}/smollm-slot" for i in range(N)]
-        assert all(r["status"] == "ok" for r in rows)
+        assert sorted(r["key"] for r in rows) == sorted([f"q{i:02d}/smollm-slot" for i in range(N)] +
+                                                        ["empty/smollm-slot"])
+        assert [r["error_kind"] for r in rows if r["status"] != "ok"] == ["bad_input"]
+        rows = [r for r in rows if r["status"] == "ok"]
         workers = {r["worker"] for r in rows}
         assert len(workers) == 2, f"the actor pool did not grow to 2: {workers}" + sweep.stderr[-6000:]
         status = subprocess.run([RAY, "status", "--address", gcs], env=env, capture_output=True, text=True,

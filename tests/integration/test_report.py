@@ -7,32 +7,15 @@ import pandas as pd
 import pytest
 
 from longsweep.cli import main
-from longsweep.papers.samples import make_samples
 from longsweep.report import SCORES
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def sweep(ray_local, tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
-    papers = make_samples(root / "papers", n_papers=2)
-    opts = root / "review.yaml"
-    opts.write_text("completion_reserve: 160\nruns: 2\ntemperature: 0.7\nrepetition_penalty: 1.3\n")
-    out = root / "sweep"
-    code = main(["review", str(papers), "--model", "smollm2-135m", "--window", "2048", "--config", str(opts),
-                 "--actors", "2", "--out", str(out)])
-    assert code in (0, 1)
-    # prompts of ~170 tokens each: by turn 3 the history cannot all fit a 600-token window
-    brief = " ".join(f"Detail {i}: the harbour town has a red lighthouse and a bakery." for i in range(14))
-    seqs = root / "seqs.yaml"
-    seqs.write_text("sequences:\n" + "".join(
-        f"  - id: s{k}\n    prompts:\n" + "".join(f"      - {{name: t{t}, text: 'Turn {t}. {brief} Continue the story.'}}\n"
-                                                for t in range(1, 4)) for k in range(2)))
-    code = main(["stories", str(seqs), "--model", "smollm2-135m",
-                 "--max-tokens", "96", "--window", "600", "--actors", "2", "--out", str(out)])
-    assert code in (0, 1)
-    return out
+def sweep(shared_sweep):
+    """The shared sweep (tests/shared_sweeps.py): reviews cut to 1,536 tokens, stories windowed at 600."""
+    return shared_sweep
 
 
 def _close(a, b):
@@ -47,14 +30,14 @@ def test_report_numbers_equal_pandas(sweep, capsys):
     rep = json.loads(capsys.readouterr().out)
     df = pd.read_parquet(sweep / "reviews")
     rv = rep["reviews"]
-    assert rv["counts"]["rows"] == len(df) == 2 * 2 * 2
+    assert rv["counts"]["rows"] == len(df) == 3 * 2 * 2
     assert rv["counts"]["ok"] == int((df.status == "ok").sum())
     assert rv["counts"]["errors_by_kind"] == df[df.status != "ok"].error_kind.value_counts().to_dict()
 
     rate = df.groupby(["model", "version"]).was_truncated.mean()
     for (m, v), r in rate.items():
         assert _close(rv["truncation"][f"{m}/{v}"]["rate"], float(r))
-    assert any(t["truncated"] for t in rv["truncation"].values())  # a 2,048 window cuts the samples
+    assert any(t["truncated"] for t in rv["truncation"].values())  # a 1,536 window cuts every paper
 
     ok = df[df.status == "ok"]
     assert len(ok) > 0

@@ -1,6 +1,7 @@
-"""The review sweep end to end: real SmolLM2 in 2 actors on a local Ray, real and generated papers."""
+"""The review sweep end to end: real SmolLM2 in 2 actors on a local Ray, real and generated papers (the
+shared sweep of tests/shared_sweeps.py); a killed CLI driver resumed (slow tier)."""
 
-import shutil
+import json
 import signal
 import subprocess
 import sys
@@ -11,39 +12,21 @@ import pyarrow.parquet as pq
 import pytest
 
 from longsweep.export import export_reviews
-from longsweep.jobs.review.options import ReviewOptions
 from longsweep.papers.samples import make_samples
-
-from helpers import run_one
-from longsweep.jobs.review import ReviewJob
 
 pytestmark = pytest.mark.integration
 
-REAL = ["papermage_short_2304.02623v1.pdf", "s2orc_naacl2018_literature_graph.pdf"]
-OPTS = ReviewOptions(runs=2, completion_reserve=256, temperature=0.7, repetition_penalty=1.3)
 
-
-@pytest.fixture(scope="module")
-def papers(tmp_path_factory, papers_dir):
-    root = tmp_path_factory.mktemp("papers")
-    make_samples(root, n_papers=2)
-    for name in REAL:  # real papers as v1, and a copy as v2
-        d = root / Path(name).stem
-        d.mkdir()
-        shutil.copy(papers_dir / name, d / "v1.pdf")
-        shutil.copy(papers_dir / name, d / "v2.pdf")
-    return root
-
-
-def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path):
-    spec = smollm.with_window(2048)
-    opts = OPTS.model_copy(update={"versions": ["v1", "v2"]})
-    s = run_one(ReviewJob(opts, papers), spec, tmp_path, sweep_id="rv", concurrency=(2, 2), batch_items=2)
-    rows = pq.read_table(tmp_path / "reviews").to_pylist()
+def test_review_sweep_real_papers_two_actors(shared_sweep, shared_papers):
+    """The shared review sweep (tests/shared_sweeps.py): 2 actors, real and generated papers, all cut."""
+    rows = pq.read_table(shared_sweep / "reviews").to_pylist()
     keys = [r["key"] for r in rows]
-    expected = {f"{p.name}/{v}/run{k}/smollm2-135m" for p in papers.iterdir() for v in ("v1", "v2") for k in (1, 2)}
-    assert len(keys) == len(set(keys)) == 16 and set(keys) == expected
-    assert s.rows == 16 and s.ok + s.errors == 16
+    expected = {f"{p.name}/{v}/run{k}/smollm2-135m" for p in shared_papers.iterdir() for v in ("v1", "v2")
+                for k in (1, 2)}
+    assert len(keys) == len(set(keys)) == 12 and set(keys) == expected
+    (counts,) = [r["counts"] for r in json.loads((shared_sweep / "manifest.json").read_text())["runs"]
+                 if r.get("job") == "review" and "counts" in r]
+    assert counts["rows"] == 12 and counts["ok"] == sum(r["status"] == "ok" for r in rows)
     for r in rows:
         assert r["was_truncated"] and r["truncation_stages"] and r["tokens_fitted"] <= r["budget_tokens"]
         assert r["tokens_full"] > r["tokens_fitted"] and r["tokens_exact"]
@@ -54,9 +37,9 @@ def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path
             assert r["raw_content"] and isinstance(r["parse_issues"], list)
         else:  # errors are explained and keep what the model wrote
             assert r["error"] and r["error_kind"] and r["attempts"] >= 1
-    assert s.ok >= 6, [r["error"] for r in rows if r["error"]]
+    assert counts["ok"] >= 4, [r["error"] for r in rows if r["error"]]
     hidden = [r for r in rows if r["paper_id"] == "sample-01" and r["version"] == "v1"]
-    assert all(r["hidden_text"] for r in hidden)
+    assert hidden and all(r["hidden_text"] for r in hidden)
     # run 2 of a paper reuses the KV prefix of run 1 when the same actor serves both
     assert any((r["cached_tokens"] or 0) > 100 for r in rows)
 
@@ -64,19 +47,27 @@ def test_review_sweep_real_papers_two_actors(ray_local, smollm, papers, tmp_path
     import duckdb
     import pandas as pd
     import polars as pl
-    assert len(pd.read_parquet(tmp_path / "reviews")) == 16
-    assert pl.read_parquet(str(tmp_path / "reviews" / "*.parquet")).height == 16
-    n = duckdb.sql(f"select count(distinct key) from read_parquet('{tmp_path}/reviews/*.parquet')").fetchall()[0][0]
-    assert n == 16
+    assert len(pd.read_parquet(shared_sweep / "reviews")) == 12
+    assert pl.read_parquet(str(shared_sweep / "reviews" / "*.parquet")).height == 12
+    n = duckdb.sql(f"select count(distinct key) from read_parquet('{shared_sweep}/reviews/*.parquet')").fetchall()[0][0]
+    assert n == 12
 
-    # the review seed's layout
+
+def test_export_of_the_shared_sweep_writes_one_seed_file_per_ok_review(shared_sweep, tmp_path):
+    """The review seed's layout from real rows (tests/papers/test_export.py covers the formats and the seed's
+    own readers on hand-made rows)."""
     out = tmp_path / "export"
-    written = export_reviews(tmp_path, out)
-    assert written == s.ok
+    written = export_reviews(shared_sweep, out)
+    assert written == sum(r["status"] == "ok" for r in pq.read_table(shared_sweep / "reviews").to_pylist())
     some = next(out.glob("*/v1_review_run1.json"), None) or next(out.glob("*/*_review_run*.json"))
-    import json
     obj = json.loads(some.read_text())
     assert {"paper_id", "version", "run_id", "model_type", "was_truncated", "rating"} <= set(obj)
+
+
+@pytest.fixture
+def papers(tmp_path):
+    """Four generated papers (v1 is all the killed sweep reads)."""
+    return make_samples(tmp_path / "papers", n_papers=4)
 
 
 @pytest.mark.slow

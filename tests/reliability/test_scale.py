@@ -7,7 +7,7 @@ import time
 
 import pandas as pd
 import pytest
-from clirun import cli, no_traceback, start, wait_for
+from clirun import no_traceback, start, wait_for
 
 from longsweep.errors import ExitCode
 from longsweep.results import parquet_files
@@ -50,17 +50,20 @@ def test_100000_story_runs_speak_at_once_and_start_within_30s(smollm, tmp_path):
     assert "pool" in seen and seen["pool"] - seen["ray"] <= 30, (seen, text[-2000:])
 
 
-def test_a_story_table_of_many_runs_is_compacted_into_few_files(smollm, tmp_path):
+def test_a_story_table_of_many_runs_is_compacted_into_few_files(ray_local, smollm, tmp_path, capsys):
+    from longsweep.cli import main
     seq = tmp_path / "one.yaml"
     seq.write_text(ONE)
     out = tmp_path / "out"
-    args = ("stories", seq, "--model", "smollm2-135m", "--runs", "24", "--max-tokens", "4", "--out", out)
-    r = cli(*args)
-    assert r.returncode in (ExitCode.OK, ExitCode.ITEM_ERRORS), r.stderr[-3000:]
-    assert "files compacted into 1" in r.stderr, r.stderr[-3000:]
+    args = ["stories", str(seq), "--model", "smollm2-135m", "--runs", "24", "--max-tokens", "4", "--out", str(out)]
+    code = main(args)
+    first = capsys.readouterr()
+    assert code in (ExitCode.OK, ExitCode.ITEM_ERRORS), first.err[-3000:]
+    assert "files compacted into 1" in first.err, first.err[-3000:]
     assert len(parquet_files(out / "stories")) == 1
     rows = pd.read_parquet(out / "stories")
     assert rows["key"].is_unique and len(rows) == 48
-    again = cli(*args)
-    assert again.returncode == r.returncode and "items: 24 (24 already done, 0 run now)" in again.stdout, again.stdout
+    assert main(args) == code
+    again = capsys.readouterr()
+    assert "items: 24 (24 already done, 0 run now)" in again.out, again.out
     assert len(parquet_files(out / "stories")) == 1
