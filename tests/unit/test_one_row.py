@@ -101,3 +101,25 @@ def test_a_task_that_raises_on_one_item_costs_that_item_only():
         pass
     else:
         raise AssertionError("a fatal engine error must stop the sweep, not become a row")
+
+
+def test_a_paper_whose_preparation_raises_is_its_own_error_row(smollm, tmp_path, monkeypatch):
+    """One paper's data never ends the preparation of the others (the review job's Ray Data CPU stage)."""
+    from longsweep.jobs.review import driver
+    from longsweep.jobs.review.options import ReviewOptions
+    from longsweep.papers.pairs import PaperInput
+    real = driver.prepare_paper
+
+    def flaky(pf, *a, **kw):
+        if pf.paper_id == "bad":
+            raise UnicodeEncodeError("utf-8", "\udafb", 0, 1, "surrogates not allowed")
+        return real(pf, *a, **kw)
+    monkeypatch.setattr(driver, "prepare_paper", flaky)
+    papers = []
+    for pid in ("good", "bad"):
+        (tmp_path / f"{pid}.md").write_text(f"# Paper {pid}\n\nA short paper about rivers.\n")
+        papers.append(PaperInput(pid, "v1", tmp_path / f"{pid}.md", None, None))
+    out = driver.prepare_all(papers, smollm.with_window(1024), ReviewOptions(completion_reserve=64), use_ray=False)
+    recs = {r["record"].paper_id: r["record"] for r in out}
+    assert recs["good"].error is None and out[0]["messages"]
+    assert recs["bad"].error_kind == "item_failed" and "UnicodeEncodeError" in recs["bad"].error

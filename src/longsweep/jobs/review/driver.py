@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from longsweep.config import ModelSpec
+from longsweep.errors import ConfigError, ErrorKind
 from longsweep.jobs.base import WorkItem
 from longsweep.jobs.review.options import ReviewOptions
 from longsweep.jobs.review.prepare import prepare_paper
 from longsweep.jobs.review.record import PaperRecord
 from longsweep.papers.layout import PaperFile
 from longsweep.papers.pairs import PaperInput
-from longsweep.results import error_row
+from longsweep.results import clean_text, error_row
 from longsweep.runtime.plan import item_cost
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,16 @@ class Preparer:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         pf = PaperInput(row["paper_id"], row["version"], Path(row["path"]) if row["path"] else None,
                         row["context"], row["error"], flaws=tuple(json.loads(row["flaws"])))
-        p = prepare_paper(pf, self.spec, self.tok, self.opts)
+        try:
+            p = prepare_paper(pf, self.spec, self.tok, self.opts)
+        except ConfigError:
+            raise  # the model's settings, not this paper: every paper would fail the same way
+        except Exception as e:  # noqa: BLE001 - one paper's data never ends the preparation of the others
+            why = clean_text(f"{type(e).__name__}: {e}")[:500]
+            logger.warning("paper %s/%s: preparation failed: %s", pf.paper_id, pf.version, why)
+            rec = PaperRecord(paper_id=pf.paper_id, version=pf.version, source=row["path"],
+                              error=f"preparing this paper failed: {why}", error_kind=str(ErrorKind.ITEM_FAILED))
+            return {"record": rec.model_dump(), "messages": None, "images": []}
         return {"record": p.record.model_dump(), "messages": p.messages, "images": p.images}
 
 
