@@ -4,6 +4,7 @@ the library. ``jobs/`` scripts for ``ray job submit`` go through the same functi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -151,17 +152,23 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
 
     started = now_iso()
     table_dir = Path(settings.sweep_dir) / job.table
+    native = contextlib.ExitStack()  # the driver's native stderr, moved to Ray's session logs while it runs
     try:
-        with ticker(f"{job.name} {', '.join(s.name for s in specs)}: starting (Ray, then planning)"):
+        with native, ticker(f"{job.name} {', '.join(s.name for s in specs)}: starting (Ray, then planning)"):
             moved = quarantine_unreadable(settings.sweep_dir, job.table)
             remove_leftovers(settings.sweep_dir)  # a reparse killed outright: its temporaries, in every table
             if moved:
                 print(f"[longsweep] {len(moved)} unreadable file(s) moved to {moved[0].parent}; their keys run "
                       f"again", file=sys.stderr)
             _compact(table_dir)
+            if not args.verbose:  # Ray's console lines go to its session logs (runtime/quiet.py)
+                from longsweep.runtime.quiet import quiet_ray
+                quiet_ray()
             print(connect(args.address), file=sys.stderr)
             signals.install()  # ray.init installs its own SIGTERM handler
             if not args.verbose:
+                from longsweep.runtime.quiet import native_stderr_to_log
+                native.enter_context(native_stderr_to_log())
                 _quiet_ray_data_tracebacks()
             for spec in specs:  # a model no node can ever hold is refused at once, with the numbers
                 try:
