@@ -6,7 +6,7 @@
     longsweep stories SEQUENCES.yaml --model NAME
     longsweep echo PROMPTS.jsonl --model NAME   a toy job: each prompt's token count
     longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
-    longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
+    longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout (--openai-batch FILE: batch output)
     longsweep report RESULTS_DIR [--plots DIR] [--json] [--html FILE]
     longsweep view RESULTS_DIR [--port N]    the HTML report on 127.0.0.1, rebuilt on each reload
     longsweep compare RESULTS_DIR...         paired v1-vs-latest statistics over papers
@@ -117,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     _html_flags(p)
     _common(p)
 
-    p = sub.add_parser("export", help="write the review seed's JSON layout from a results folder")
+    p = sub.add_parser("export", help="write the review seed's JSON layout, or OpenAI Batch output lines")
     p.add_argument("results_dir")
-    p.add_argument("--to", required=True)
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to", help="folder for the review seed's <paper>/<version>_review_run<k>.json")
+    to.add_argument("--openai-batch", metavar="FILE", help="a generate sweep's rows as OpenAI Batch output JSONL")
     _common(p)
 
     add_compare(sub)

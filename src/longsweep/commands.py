@@ -164,7 +164,7 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
             if not args.verbose:  # Ray's console lines go to its session logs (runtime/quiet.py)
                 from longsweep.runtime.quiet import quiet_ray
                 quiet_ray()
-            print(connect(args.address), file=sys.stderr)
+            print(connect(args.address, log_to_driver=bool(args.verbose)), file=sys.stderr)
             signals.install()  # ray.init installs its own SIGTERM handler
             if not args.verbose:
                 from longsweep.runtime.quiet import native_stderr_to_log
@@ -329,6 +329,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.openai_batch:
+        from longsweep.export_batch import export_batch
+        n = export_batch(Path(args.results_dir), Path(args.openai_batch))
+        print(f"wrote {n} lines to {args.openai_batch}")
+        return ExitCode.OK
     from longsweep.export import export_reviews
     n = export_reviews(Path(args.results_dir), Path(args.to))
     print(f"wrote {n} review files under {args.to}")

@@ -45,14 +45,15 @@ def answers(address: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _embedded(num_cpus: int | None, dashboard: bool, env: dict, *, tries: int = 2) -> None:
+def _embedded(num_cpus: int | None, dashboard: bool, env: dict, *, tries: int = 2, log_to_driver: bool = True) -> None:
     """A new Ray of this process's own (``address="local"``), even when another process's Ray runs here.
     On a machine too loaded for the raylet to register within Ray's 30 s, it is tried once more."""
     import ray
     for attempt in range(1, tries + 1):
         try:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, _node_ip_address="127.0.0.1",
-                     runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG)
+                     runtime_env=env, logging_level=logging.WARNING, _system_config=EMBEDDED_SYSTEM_CONFIG,
+                     log_to_driver=log_to_driver)
             return
         except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception when its node times out
             _shutdown_quietly()
@@ -74,17 +75,19 @@ def _shutdown_quietly() -> None:
         pass
 
 
-def _join(address: str, env: dict) -> None:
+def _join(address: str, env: dict, *, log_to_driver: bool = True) -> None:
     import ray
     try:
-        ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
+        ray.init(address=address, runtime_env=env, logging_level=logging.WARNING, log_to_driver=log_to_driver)
     except Exception as e:  # noqa: BLE001 - ConnectionError, a timeout, an authentication error
         _shutdown_quietly()
         raise FatalError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
 
 
-def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = False) -> str:
-    """Initialise Ray once per process; returns a sentence saying which Ray is used."""
+def connect(address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = False,
+            log_to_driver: bool = True) -> str:
+    """Initialise Ray once per process; returns a sentence saying which Ray is used. ``log_to_driver=False``
+    (a default, quiet sweep: runtime/quiet.py) leaves the workers' output in the session's log files."""
     import ray
 
     if ray.is_initialized():
@@ -92,19 +95,19 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, dashboar
     env = {"env_vars": {"PYTHONUNBUFFERED": "1"}}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address == "local":  # force an embedded Ray even when another one runs here
-        _embedded(num_cpus, dashboard, env)
+        _embedded(num_cpus, dashboard, env, log_to_driver=log_to_driver)
         return "ray: started an embedded local Ray on 127.0.0.1 (--address local)"
     if address and address != "auto":
-        _join(address, env)
+        _join(address, env, log_to_driver=log_to_driver)
         return f"ray: connected to the cluster at {address}"
     head = ray_start_address()
     if head and answers(head):
-        _join(head, env)
+        _join(head, env, log_to_driver=log_to_driver)
         return f"ray: connected to the running local cluster at {head} (started with `ray start`)"
     if head:
         logger.warning("ray start recorded a head at %s, but it does not answer; starting an embedded Ray", head)
     if address == "auto":
         logger.warning("--address auto: no head started with `ray start` answers here; other sweeps' embedded "
                        "Rays are never joined, starting an embedded Ray")
-    _embedded(num_cpus, dashboard, env)
+    _embedded(num_cpus, dashboard, env, log_to_driver=log_to_driver)
     return f"ray: started an embedded local Ray on 127.0.0.1 ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"

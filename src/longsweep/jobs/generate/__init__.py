@@ -31,7 +31,9 @@ class GenerateJob(Job):
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("inputs", metavar="prompts", help="JSONL: {id, messages|prompt, max_tokens?, temperature?, seed?}")
+        p.add_argument("inputs", metavar="prompts",
+                       help="JSONL: {id, messages|prompt, max_tokens?, temperature?, seed?}, or OpenAI Batch lines "
+                            "{custom_id, method, url, body}")
         p.add_argument("--max-tokens", type=int, default=None)
 
     @classmethod

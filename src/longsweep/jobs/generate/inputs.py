@@ -1,4 +1,5 @@
-"""Prompts of the ``generate`` job: JSONL, one ``{"id", "messages"|"prompt", sampling...}`` per line.
+"""Prompts of the ``generate`` job: JSONL, one ``{"id", "messages"|"prompt", sampling...}`` per line, or an
+OpenAI Batch line ``{"custom_id", "method", "url", "body"}`` (``openai_batch.py``; told apart per line).
 
 Every problem of one line is that line's own: a line that is not JSON, not an object, has no prompt, an
 empty prompt, a message without a role, or a bad sampling field (``"temperature": "0.7x"``) becomes a
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from longsweep.errors import InputError
+from longsweep.jobs.generate.openai_batch import batch_to_prompt, is_batch_line
 
 SAMPLING_KEYS = ("max_tokens", "temperature", "top_p", "seed", "stop", "json_schema", "repetition_penalty")
 ROLES = ("system", "user", "assistant")
@@ -129,9 +131,15 @@ def read_prompts(path: Path, *, max_tokens: int | None) -> PromptFile:
             obj, bad = None, f"not JSON ({e.msg} at column {e.colno})"
         else:
             bad = None if isinstance(obj, dict) else f"expected a JSON object, got a {type(obj).__name__}"
+        batch_bad = None
+        if bad is None and is_batch_line(obj):  # an OpenAI Batch line (openai_batch.py)
+            try:
+                obj = batch_to_prompt(obj)
+            except ValueError as e:
+                batch_bad, obj = str(e), {"id": obj["custom_id"]}
         pid, id_bad = _line_id(obj, n)
         ids.append(pid)
-        bad = bad or id_bad
+        bad = bad or id_bad or batch_bad
         if bad is None:
             try:
                 out.prompts.append({"id": pid, "messages": _messages(obj), "sampling": _sampling(obj, max_tokens)})
