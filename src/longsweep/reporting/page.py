@@ -36,15 +36,19 @@ def _same(a: Any, b: Path) -> bool:
 
 
 def find_judged(root: Path) -> list[Path]:
-    """Judged folders beside ``root`` (or beside its sub-folders) whose manifest names it as their source."""
-    targets = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    """Judged folders beside ``root`` or inside it whose manifest names ``root`` (or one of its sweep
+    folders) as their source."""
+    if not root.is_dir():
+        return []
+    sources = [root, *(p for p in root.iterdir() if p.is_dir())]
+    near = [*(p for p in root.parent.iterdir() if p.is_dir()), *sources[1:]]
     out = []
-    for t in targets:
-        for sib in sorted(t.parent.iterdir()) if t.parent.is_dir() else []:
-            if sib.is_dir() and (sib / "judgments").is_dir() and sib.resolve() != root.resolve():
-                m = _manifest(sib)
-                if m.get("job") == "judge" and _same((m.get("config") or {}).get("source"), t):
-                    out.append(sib)
+    for d in near:
+        if (d / "judgments").is_dir() and d.resolve() != root.resolve():
+            m = _manifest(d)
+            src = (m.get("config") or {}).get("source")
+            if m.get("job") == "judge" and any(_same(src, s) for s in sources):
+                out.append(d)
     return list(dict.fromkeys(out))
 
 
