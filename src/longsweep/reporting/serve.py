@@ -104,7 +104,7 @@ def serve(results_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, **
     t = threading.Thread(target=srv.serve_forever, name="longsweep-view", daemon=True)
     t.start()
     h, p = srv.server_address[:2]
-    print(f"view: http://{h}:{p}/  (rebuilt on each reload; Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"view: http://{h}:{p}/  (a reload shows what the sweep wrote since; Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         while t.is_alive():
             t.join(0.5)
