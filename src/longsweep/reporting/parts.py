@@ -68,7 +68,8 @@ def details(summary: str, body: str, *, cls: str = "item", open_: bool = False) 
 
 
 def filter_box(target: str, what: str) -> Raw:
-    """A search box; the page's script hides the items and table rows under ``#target`` that do not match."""
+    """A search box; the page's script hides the items (and the rows of a table) right under ``#target``
+    whose text does not contain what is typed; what is inside a shown item stays."""
     return Raw(f'<input type="search" class="filter" data-target="{esc(target)}" '
                f'placeholder="filter {esc(what)} (any text)" aria-label="filter {esc(what)}">')
 
@@ -119,7 +120,7 @@ document.querySelectorAll('input.filter').forEach(function (box) {
     var q = box.value.toLowerCase();
     var root = document.getElementById(box.dataset.target);
     if (!root) return;
-    root.querySelectorAll('.item, tbody > tr').forEach(function (el) {
+    root.querySelectorAll(':scope > .item, :scope > table > tbody > tr').forEach(function (el) {
       el.classList.toggle('hidden', q !== '' && el.textContent.toLowerCase().indexOf(q) < 0);
     });
   });
