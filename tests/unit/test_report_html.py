@@ -4,6 +4,7 @@ grouped by kind with examples, the cap says how many items are left out, and ``v
 
 import json
 import re
+import shutil
 import threading
 import urllib.request
 from html.parser import HTMLParser
@@ -79,8 +80,10 @@ def _judgment(story, crit, score, run=0):
             "flaw": None, "flaw_index": None, "evidence": None, "source_run": 1, "paper_id": None, "version": None}
 
 
-@pytest.fixture()
-def folders(tmp_path):
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A review + story sweep and a judged folder beside it; read only (the view test copies it)."""
+    tmp_path = tmp_path_factory.mktemp("folders")
     sweep = tmp_path / "sweep"
     rows = [_review(p, v, r, 4 + (v == "v2") + r, truncated=(p == "p1"))
             for p in ("p1", "p2", "p3") for v in ("v1", "v2") for r in (1, 2)]
@@ -105,9 +108,14 @@ def _page(sweep, tmp_path, *extra) -> str:
     return out.read_text()
 
 
-def test_page_loads_nothing_and_escapes_model_text(folders, tmp_path):
-    sweep, _ = folders
-    text = _page(sweep, tmp_path)
+@pytest.fixture(scope="module")
+def page(folders, tmp_path_factory) -> str:
+    """The page of the sweep, with the judged folder beside it found (built once: plots cost seconds)."""
+    return _page(folders[0], tmp_path_factory.mktemp("page"))
+
+
+def test_page_loads_nothing_and_escapes_model_text(page):
+    text = page
     t = parse(text)
     assert [tag for tag, _ in t.tags].count("script") == 1  # ours, inline, with no src
     assert all("src" not in a for tag, a in t.tags if tag == "script")
@@ -124,9 +132,9 @@ def test_page_loads_nothing_and_escapes_model_text(folders, tmp_path):
         assert s in text
 
 
-def test_judged_scores_join_the_turns_and_errors_are_grouped(folders, tmp_path):
+def test_judged_scores_join_the_turns_and_errors_are_grouped(folders, page, tmp_path):
     sweep, judged = folders
-    text = _page(sweep, tmp_path)  # the judged folder beside it names the sweep as its source: found
+    text = page  # the judged folder beside the sweep names it as its source: found
     assert "judge judge (mean over runs)" in text and "creativity" in text
     assert "<td>3.50</td>" in text  # scores 3 and 4 of the two judge runs
     assert 'id="judgments"' in text and 'id="errors"' in text
@@ -151,9 +159,10 @@ def test_bad_folder_is_one_line_exit_2(tmp_path, capsys):
     assert main(["view", str(tmp_path / "none")]) == 2
 
 
-def test_view_rebuilds_on_reload(folders):
+def test_view_rebuilds_on_reload(folders, tmp_path):
     from longsweep.reporting.serve import make_server
-    sweep, _ = folders
+    sweep = tmp_path / "sweep"
+    shutil.copytree(folders[0], sweep)
     srv = make_server(sweep, port=0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     url = "http://127.0.0.1:%d/" % srv.server_address[1]

@@ -109,7 +109,7 @@ def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_it
     sections, nav = [], []
     with tempfile.TemporaryDirectory(prefix="longsweep-html-") as t:
         tmp = Path(t)
-        write_plots(rep, tmp)
+        write_plots({k: v for k, v in rep.items() if k != "judgments"}, tmp)  # the judge's plots: below
         versions = sorted({str(r["version"]) for r in rep.get("reviews", {}).get("_rows", []) if r["version"]})
         sections.append(runinfo.run_section(root, extra, versions))
         nav.append(("run", "Run"))
@@ -125,7 +125,10 @@ def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_it
             nav.append(("generations", "Generations"))
         jrep = rep.get("judgments")
         if jrep is None and extra:
-            jrep = build_judge_report(extra[0])
+            try:
+                jrep = build_judge_report(extra[0])
+            except FileNotFoundError:  # a judged folder without readable rows yet
+                jrep = None
         if jrep is not None:
             jplots = write_judge_plots(jrep, tmp / "judge")
             sections.append(runinfo.judgments_section(jrep, jplots, jrows, max_items))
