@@ -58,41 +58,40 @@ def _blank_runs_outside_strings(text: str) -> list[str]:
     return runs
 
 
-def test_json_answers_carry_no_whitespace_runs_between_tokens(ray_local, vllm_spec, tmp_path):
-    from helpers import generate_planned, run_items
-    schema = {"type": "object", "properties": {"colour": {"type": "string"}, "count": {"type": "integer",
-              "minimum": 1, "maximum": 9}}, "required": ["colour", "count"]}
-    raw = [{"id": f"j{i}", "messages": [{"role": "user", "content": f"Give a colour and a number as JSON ({i})."}],
-            "sampling": {"max_tokens": 48, "json_schema": schema}} for i in range(6)]
-    planned = generate_planned(raw, vllm_spec)
-    run_items(planned.items, vllm_spec, tmp_path, sweep_id="json")
-    rows = pq.read_table(tmp_path / "generations").to_pylist()
-    assert len(rows) == 6
-    for r in rows:
-        assert not _blank_runs_outside_strings(r["text"]), r["text"]
-        if r["finish_reason"] == "stop":
-            obj = json.loads(r["text"])
-            assert 1 <= obj["count"] <= 9
-
-
 def test_blank_run_finder_finds_runs_outside_strings_only():
     assert _blank_runs_outside_strings('{"a":  1}') == ["  "]
     assert _blank_runs_outside_strings('{"a": "x   y"}') == []
     assert _blank_runs_outside_strings('{"a":1,\n  "b":2}')
 
 
-def test_engine_death_restarts_the_actor_and_every_key_is_written_once(ray_local, vllm_spec, tmp_path):
-    from helpers import run_items, work_items
+SCHEMA = {"type": "object", "properties": {"colour": {"type": "string"}, "count": {"type": "integer",
+          "minimum": 1, "maximum": 9}}, "required": ["colour", "count"]}
+
+
+def test_engine_death_restarts_the_actor_every_key_once_and_json_answers_carry_no_whitespace_runs(
+        ray_local, vllm_spec, tmp_path):
+    """One actor sweep, two properties: an engine that dies ends its actor (Ray restarts it, every key is
+    written once), and JSON-constrained answers have no runs of free whitespace between tokens."""
+    from helpers import generate_planned, run_items, work_items
     from longsweep.config import WorkerPolicy
     marker = tmp_path / "died"
     items = work_items([{"id": f"p{i}", "key": f"p{i}", "cost": 8 - i,
                          "messages": [{"role": "user", "content": f"Say the number {i}."}],
                          "sampling": {"max_tokens": 8}} for i in range(8)])
+    raw = [{"id": f"j{i}", "messages": [{"role": "user", "content": f"Give a colour and a number as JSON ({i})."}],
+            "sampling": {"max_tokens": 48, "json_schema": SCHEMA}} for i in range(6)]
+    items += generate_planned(raw, vllm_spec).items
     policy = WorkerPolicy(min_chars=1, fault_injection={"p3": f"dead_once:{marker}"})
     s = run_items(items, vllm_spec, tmp_path / "out", policy=policy, sweep_id="dead")
     assert marker.exists(), "the engine death was not injected"
     rows = pq.read_table(tmp_path / "out" / "generations").to_pylist()
-    assert sorted(r["key"] for r in rows) == [f"p{i}" for i in range(8)]
+    keys = sorted(r["key"] for r in rows)
+    assert keys == sorted([f"p{i}" for i in range(8)] + [it.key for it in items[8:]])
     dead = marker.read_text()
-    assert s.ok == 8 and dead not in {r["worker"] for r in rows}  # a new process served the retried batch
+    assert s.ok == 14 and dead not in {r["worker"] for r in rows}  # a new process served the retried batch
     assert not re.search(r"Traceback", json.dumps(rows))
+    for r in rows:
+        if r["key"].startswith("j"):
+            assert not _blank_runs_outside_strings(r["text"]), r["text"]
+            if r["finish_reason"] == "stop":
+                assert 1 <= json.loads(r["text"])["count"] <= 9

@@ -19,7 +19,9 @@ def test_review_sweep_sends_figures_as_images(ray_local, vlm_spec, tmp_path):
     papers = make_samples(tmp_path / "papers", n_papers=2, hidden_in_first=False)
     from helpers import run_one
     opts = ReviewOptions(runs=1, completion_reserve=64, temperature=0.0, versions=["v1", "v2"])
-    s = run_one(ReviewJob(opts, papers), vlm_spec, tmp_path / "out", sweep_id="img", batch_items=4)
+    from longsweep.config import WorkerPolicy  # one attempt: the property is the image's path, not the review
+    job = ReviewJob(opts, papers, policy=WorkerPolicy(max_retries=0))
+    s = run_one(job, vlm_spec, tmp_path / "out", sweep_id="img", batch_items=4)
     rows = pq.read_table(tmp_path / "out" / "reviews").to_pylist()
     assert s.rows == len(rows) == 4 and len({r["key"] for r in rows}) == 4
     per_image = vlm_spec.tokens_per_image
