@@ -27,7 +27,8 @@ import httpx
 from longsweep.budget import check_request
 from longsweep.config import ModelSpec, OpenAISettings, resolve_path
 from longsweep.engines.base import Engine, EngineLoadError, GenerationRequest, GenerationResult
-from longsweep.engines.openai_http import ContextLengthError, HTTPItemError, request_json
+from longsweep.engines.openai_http import (ContextLengthError, HTTPItemError, message_text, request_json,
+                                           usage_count)
 from longsweep.errors import FatalEngineError, PromptTooLongError
 from longsweep.secrets import Secret, from_env, redact
 from longsweep.tokens import Message
@@ -247,34 +248,38 @@ class OpenAIEngine(Engine):
         or cannot be true (over ``max_tokens``) is replaced by ours, and the row says so."""
         try:
             choice = body["choices"][0]
-            text = _content_text((choice.get("message") or {}).get("content"))
+            text = message_text((choice.get("message") or {}).get("content"))
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
             raise HTTPItemError(200, redact(f"the answer has no choices[0].message text ({e}): "
                                             f"{json.dumps(body, default=str)[:300]}", self._key)) from None
         text = redact(text, self._key)
         usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        server_pt = _count(usage, "prompt_tokens")
-        server_ct = _count(usage, "completion_tokens")
+        server_pt = usage_count(usage, "prompt_tokens")
+        server_ct = usage_count(usage, "completion_tokens")
         completion, mismatch = server_ct, False
         if server_ct is None or (max_tokens is not None and server_ct > max_tokens):
             completion, mismatch = len(self.tokenizer.encode(text)), usage.get("completion_tokens") is not None
             if mismatch:
-                logger.warning("server %s: usage.completion_tokens=%.40r is not a possible count (max_tokens %s); "
-                               "counted %d with the model's tokenizer", self.server, usage.get("completion_tokens"),
-                               max_tokens, completion)
+                logger.warning("server %s: usage.completion_tokens=%s is not a possible count (max_tokens %s); "
+                               "counted %d with the model's tokenizer", self.server,
+                               self._shown(usage.get("completion_tokens")), max_tokens, completion)
         if server_pt is None and usage.get("prompt_tokens") is not None:
-            logger.warning("server %s: usage.prompt_tokens=%.40r is not a count; ignored", self.server,
-                           usage.get("prompt_tokens"))
+            logger.warning("server %s: usage.prompt_tokens=%s is not a count; ignored", self.server,
+                           self._shown(usage.get("prompt_tokens")))
         tol = self.settings.prompt_tokens_tolerance
         details = usage.get("prompt_tokens_details")
         return EndpointResult(
             text=text, finish_reason=str(choice.get("finish_reason") or "stop")[:40], prompt_tokens=prompt_tokens,
-            completion_tokens=completion, cached_tokens=_count(details, "cached_tokens"),
+            completion_tokens=completion, cached_tokens=usage_count(details, "cached_tokens"),
             latency_s=info.latency_s, decode_s=None, server_prompt_tokens=server_pt,
             prompt_tokens_mismatch=server_pt is not None and abs(server_pt - prompt_tokens) > tol,
             server_completion_tokens=server_ct, completion_tokens_mismatch=mismatch,
             http_attempts=info.attempts, retry_wait_s=round(info.waited_s, 3),
         )
+
+    def _shown(self, value: Any) -> str:
+        """A server's value as a log shows it: short, and without the key."""
+        return redact(repr(value)[:40], self._key)
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -367,28 +372,6 @@ class OpenAIEngine(Engine):
             if self._thread is not None:
                 self._thread.join(timeout=10)
             loop.close()
-
-
-_INT64_MAX = 2**63 - 1
-
-
-def _count(usage: Any, name: str) -> int | None:
-    """``usage[name]`` when it is a token count (an integer from 0 to int64), else None."""
-    v = usage.get(name) if isinstance(usage, dict) else None
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _INT64_MAX else None
-
-
-def _content_text(content: Any) -> str:
-    """A message's text: a string, or the text parts of a list of content parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    raise ValueError(f"message content is a {type(content).__name__}")
 
 
 def endpoint_tokenizer(spec: ModelSpec):

@@ -142,6 +142,28 @@ def is_context_length(status: int, message: str) -> bool:
     return 400 <= status < 500 and status not in _TRANSIENT_STATUS and bool(_CONTEXT_RE.search(message))
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def usage_count(usage: Any, name: str) -> int | None:
+    """``usage[name]`` when it is a token count (an integer from 0 to int64), else None."""
+    v = usage.get(name) if isinstance(usage, dict) else None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _INT64_MAX else None
+
+
+def message_text(content: Any) -> str:
+    """A message's text: a string, or the text parts of a list of content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    raise ValueError(f"message content is a {type(content).__name__}")
+
+
 class _Transient(Exception):
     def __init__(self, status: int | None, message: str, *, connect: bool = False, retry_after: float | None = None):
         self.status, self.message, self.connect, self.retry_after = status, message, connect, retry_after
