@@ -31,7 +31,14 @@ def source_of(m: ModelSpec) -> str:
 
 
 def ping_openai(spec: ModelSpec, timeout: float = PING_TIMEOUT_S) -> tuple[bool, str]:
-    """``/health`` then ``/v1/models``; a hosted API without ``/health`` (404) is fine if it lists the model."""
+    """``/health`` then ``/v1/models``; a hosted API without ``/health`` (404) is fine if it lists the model.
+    What the server sent is shown without the API key."""
+    from longsweep.secrets import from_env, redact
+    ok, msg = _ping(spec, timeout)
+    return ok, redact(msg, from_env(spec.openai.api_key_env))
+
+
+def _ping(spec: ModelSpec, timeout: float) -> tuple[bool, str]:
     import httpx
 
     base = (spec.openai.base_url or "").rstrip("/")

@@ -86,8 +86,9 @@ class HostileServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:
-                self._send(200, json.dumps({"data": [{"id": "hostile"}]}).encode())
+            def do_GET(self) -> None:  # the model list echoes the key it got, as a careless server might
+                got = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                self._send(200, json.dumps({"data": [{"id": "hostile"}, {"id": f"for-{got}"}]}).encode())
 
             def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)

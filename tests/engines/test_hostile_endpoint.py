@@ -115,3 +115,10 @@ def test_the_minimal_output_rule_applies_only_where_asked_and_where_it_fits():
     short = GenerationResult("A: 1", "stop", 5, 3)
     assert accept_min_chars(10, 4)(short)[0] and not accept_min_chars(10, 64)(short)[0]
     assert not accept_min_chars(1, 4)(GenerationResult("  ", "stop", 5, 1))[0]
+
+
+def test_the_models_check_shows_no_key_the_server_echoes(hostile, make_spec, monkeypatch):
+    from longsweep.models_cmd import ping_openai
+    monkeypatch.setenv(API_KEY_ENV, KEY)
+    ok, msg = ping_openai(make_spec(base_url=hostile.url, model="hostile"))
+    assert ok and "for-***" in msg and KEY not in msg
