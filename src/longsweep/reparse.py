@@ -119,7 +119,11 @@ def _registry_family(model: str, models_file: str | None) -> str | None:
 def reparse_row(row: dict[str, Any], fmt) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The row with its parsed columns, ``parse_issues`` and status re-derived, and its reviewer rows."""
     from longsweep.jobs.review.record import reviewer_rows, unparseable_error
-    p = fmt.parse(row["raw_content"])
+    try:
+        p = fmt.parse(row["raw_content"])
+    except Exception as e:  # noqa: BLE001 - one answer that breaks its parser is its own row's error
+        why = f"reparse: the parser failed on this answer ({type(e).__name__}: {e})"
+        return {**row, "status": "error", "error_kind": UNPARSEABLE, "error": why}, []
     new = {**row, **p.fields(), "parse_issues": list(p.issues)}
     if p.ok and row.get("status") != "ok":
         new.update(status="ok", error=None, error_kind=None)

@@ -123,3 +123,15 @@ def test_a_paper_whose_preparation_raises_is_its_own_error_row(smollm, tmp_path,
     recs = {r["record"].paper_id: r["record"] for r in out}
     assert recs["good"].error is None and out[0]["messages"]
     assert recs["bad"].error_kind == "item_failed" and "UnicodeEncodeError" in recs["bad"].error
+
+
+def test_a_review_answer_its_parser_raises_on_is_that_rows_reparse_error():
+    from longsweep.reparse import reparse_row
+
+    class Broken:
+        def parse(self, text):
+            raise IndexError("list index out of range")
+    row = {"key": "p/v1/run1/m", "status": "ok", "raw_content": "**Summary:** odd", "error": None}
+    new, reviewers = reparse_row(row, Broken())
+    assert new["status"] == "error" and new["error_kind"] == "unparseable_review" and reviewers == []
+    assert "IndexError" in new["error"] and new["raw_content"] == row["raw_content"]
