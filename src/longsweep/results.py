@@ -100,6 +100,9 @@ def storable_row(row: dict[str, Any], schema: pa.Schema) -> dict[str, Any]:
     why = "; ".join(bad)
     if row.get("status") == "error":
         why += f" (the row was already an error, {clean_text(row.get('error_kind'))}: {clean_text(row.get('error'))})"
+    if "status" not in schema.names:  # a side table (reviewers): the values are null, the row is kept
+        logger.warning("key=%s: stored with nulls: %s", out.get("key"), why)
+        return out
     logger.warning("key=%s: row stored as an error: %s", out.get("key"), why)
     out.update(status="error", error_kind=str(ErrorKind.UNSTORABLE_VALUE), error=why)
     return out

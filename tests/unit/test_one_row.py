@@ -135,3 +135,9 @@ def test_a_review_answer_its_parser_raises_on_is_that_rows_reparse_error():
     new, reviewers = reparse_row(row, Broken())
     assert new["status"] == "error" and new["error_kind"] == "unparseable_review" and reviewers == []
     assert "IndexError" in new["error"] and new["raw_content"] == row["raw_content"]
+
+
+def test_a_side_table_without_status_keeps_the_row_with_a_null():
+    side = pa.schema([("key", pa.string()), ("text", pa.string())])
+    assert to_table([{"key": "a", "text": "x\udafb"}, {"key": "b", "text": "ok"}], side).to_pylist() == [
+        {"key": "a", "text": None}, {"key": "b", "text": "ok"}]
