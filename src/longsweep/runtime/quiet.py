@@ -31,7 +31,10 @@ OFF = logging.CRITICAL + 1
 
 
 def _console(h: logging.Handler) -> bool:
-    return isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    """A handler that writes to the terminal (not a file, not another program's capture, such as pytest's)."""
+    if not isinstance(h, logging.StreamHandler) or isinstance(h, logging.FileHandler):
+        return False
+    return getattr(h, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
 
 
 def quiet_ray() -> None:
@@ -52,7 +55,6 @@ def quiet_ray() -> None:
         if _console(h):
             h.setLevel(OFF)
     ray.data.DataContext.get_current().enable_progress_bars = False
-
 
 
 def _session_logs() -> str | None:
