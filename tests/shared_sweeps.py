@@ -16,6 +16,7 @@ import pytest
 REAL = "papermage_short_2304.02623v1.pdf"
 # prompts of ~170 tokens each: by turn 3 the history cannot all fit a 600-token window
 BRIEF = " ".join(f"Detail {i}: the harbour town has a red lighthouse and a bakery." for i in range(14))
+REVIEW_OPTIONS = "completion_reserve: 256\nruns: 2\ntemperature: 0.7\nrepetition_penalty: 1.3\n"
 # the story seed's reset after long answers, its threshold lowered so that 96-token answers cross it
 STORY_OPTIONS = "reset_after_chars: 200\nmin_chars: 1\nrepetition_penalty: 1.2\n"
 
@@ -40,23 +41,18 @@ def _sequences(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_sweep(ray_local, smollm, papers_dir, tmp_path_factory) -> Path:
-    """One sweep folder with ``reviews/`` and ``stories/``, both on the session Ray with 2 actors: 3 papers
-    (2 generated samples, one real PDF) x v1, v2 x 2 runs at a 1,536-token window (every paper is cut), one
-    attempt per review (the tests that read it are not about retries); and 2 story sequences x 3 turns at a
-    600-token window (later turns windowed) through the CLI in-process."""
-    from helpers import run_one
+    """One sweep folder with ``reviews/`` and ``stories/``, both written through the CLI in-process on the
+    session Ray with 2 actors: 3 papers (2 generated samples, one real PDF) x v1, v2 x 2 runs at a 1,536-token
+    window (every paper is cut), and 2 story sequences x 3 turns at a 600-token window (later turns windowed)."""
     from longsweep.cli import main
-    from longsweep.config import WorkerPolicy
-    from longsweep.jobs.review import ReviewJob
-    from longsweep.jobs.review.options import ReviewOptions
     root = tmp_path_factory.mktemp("shared")
     papers = _papers(root, papers_dir)
-    out = root / "sweep"
-    opts = ReviewOptions(runs=2, versions=["v1", "v2"], completion_reserve=256, temperature=0.7,
-                         repetition_penalty=1.3)
-    run_one(ReviewJob(opts, papers, policy=WorkerPolicy(max_retries=0)), smollm.with_window(1536), out,
-            sweep_id="sweep", concurrency=(2, 2), batch_items=2)
+    (root / "review.yaml").write_text(REVIEW_OPTIONS)
     (root / "stories.yaml").write_text(STORY_OPTIONS)
+    out = root / "sweep"
+    code = main(["review", str(papers), "--model", "smollm2-135m", "--window", "1536", "--versions", "v1,v2",
+                 "--config", str(root / "review.yaml"), "--actors", "2", "--batch-items", "2", "--out", str(out)])
+    assert code in (0, 1)
     code = main(["stories", str(_sequences(root)), "--model", "smollm2-135m", "--max-tokens", "96", "--window",
                  "600", "--config", str(root / "stories.yaml"), "--actors", "2", "--out", str(out)])
     assert code in (0, 1)
