@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_http import LocalHTTPServer
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
         "proxy-authenticate", "host", "content-length"}
 
 
-class FaultProxy:
+class FaultProxy(LocalHTTPServer):
     """Run on 127.0.0.1 in a thread; use as a context manager. ``url`` is the proxy's root."""
 
     def __init__(self, upstream: str, faults: list[int] | None = None, retry_after: str | None = "1",
@@ -39,23 +40,7 @@ class FaultProxy:
         self.injected: list[int] = []  # status codes answered without the upstream, in order
         self.paths: list[str] = []
         self.spans: list[tuple[float, float]] = []  # (received, answered) of each forwarded request
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "FaultProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__()
 
     def count(self, path: str = "/v1/chat/completions") -> int:
         """Requests received for ``path`` (faults included)."""

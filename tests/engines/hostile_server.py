@@ -13,34 +13,20 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_http import LocalHTTPServer
 
 CASE_RE = re.compile(r"case=(\w+)")
 TOO_LONG = "This model's maximum context length is 512 tokens. However, you requested 900 tokens (hostile)."
 
 
-class HostileServer:
+class HostileServer(LocalHTTPServer):
     def __init__(self, key: str, *, trickle_s: float = 1.0):
         self.key, self.trickle_s = key, trickle_s
         self.seen: list[str] = []  # the case of each chat request, in order
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "HostileServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__()
 
     def count(self, case: str) -> int:
         with self._lock:
