@@ -146,6 +146,14 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
     return summary
 
 
+def _silence_remote_args_fn_deprecation() -> None:
+    """Ray 2.60 deprecates ``ray_remote_args_fn`` (and ``**ray_remote_args``: "use the named remote parameters")
+    but has no named parameter for what it gives: ``max_restarts``/``max_task_retries`` and a placement group
+    per actor (a model on several GPUs); Ray's own vLLM batch stage still passes it. Silenced for this module's
+    call only (its message, this module), after ``import ray`` whose own warning filters would come first."""
+    warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated", module=__name__)
+
+
 def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSettings, table_dir: Path, *,
              n_rows: int, n_fresh: int, already: set[str], started: str) -> str | None:
     """The actor pool over the planned batches; returns why it stopped early, or None."""
@@ -164,11 +172,7 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75): grow as
     # soon as every actor is busy.
     ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
-    # Ray 2.60 deprecates ``ray_remote_args_fn`` (and ``**ray_remote_args``: "use the named remote parameters")
-    # but has no named parameter for what it gives: ``max_restarts``/``max_task_retries`` and a placement group
-    # per actor (a model on several GPUs); Ray's own vLLM batch stage still passes it. Silenced for this call
-    # only (its message, this module), after ``import ray`` whose own warning filters would come first.
-    warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated", module=__name__)
+    _silence_remote_args_fn_deprecation()
     # from_items puts each block in the object store (~3 ms each): cap the blocks so that 100,000 items start
     # within seconds; a block then holds several batches, and rows land once per block's task
     ds = ray.data.from_items([{"items": pack_batch(b)} for b in batches],
