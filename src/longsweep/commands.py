@@ -217,9 +217,9 @@ class _NoTracebacks(logging.Filter):
 
 def _quiet_ray_data_tracebacks() -> None:
     import ray.data  # noqa: F401 - configures its loggers
+    from longsweep.runtime.quiet import is_console
     for h in logging.getLogger("ray.data").handlers:
-        console = isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        if console and not any(isinstance(f, _NoTracebacks) for f in h.filters):
+        if is_console(h) and not any(isinstance(f, _NoTracebacks) for f in h.filters):
             h.addFilter(_NoTracebacks())
 
 

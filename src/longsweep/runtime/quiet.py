@@ -30,7 +30,7 @@ from typing import Iterator
 OFF = logging.CRITICAL + 1
 
 
-def _console(h: logging.Handler) -> bool:
+def is_console(h: logging.Handler) -> bool:
     """A handler that writes to the terminal (not a file, not another program's capture, such as pytest's)."""
     if not isinstance(h, logging.StreamHandler) or isinstance(h, logging.FileHandler):
         return False
@@ -45,14 +45,14 @@ def quiet_ray() -> None:
 
     ray_logger = logging.getLogger("ray")
     for h in ray_logger.handlers:
-        if _console(h):
+        if is_console(h):
             h.setLevel(OFF)
     if not any(isinstance(h, SessionFileHandler) for h in ray_logger.handlers):
         fh = SessionFileHandler("ray-driver.log")  # created in the session's log folder once Ray runs
         fh.setFormatter(logging.Formatter("%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"))
         ray_logger.addHandler(fh)
     for h in logging.getLogger("ray.data").handlers:
-        if _console(h):
+        if is_console(h):
             h.setLevel(OFF)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
