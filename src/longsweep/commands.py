@@ -330,18 +330,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.openai_batch:
-        from longsweep.export_batch import export_batch
+        from longsweep.reporting.export_batch import export_batch
         n = export_batch(Path(args.results_dir), Path(args.openai_batch))
         print(f"wrote {n} lines to {args.openai_batch}")
         return ExitCode.OK
-    from longsweep.export import export_reviews
+    from longsweep.reporting.export_seed import export_reviews
     n = export_reviews(Path(args.results_dir), Path(args.to))
     print(f"wrote {n} review files under {args.to}")
     return ExitCode.OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from longsweep.report import build_report, format_text, public
+    from longsweep.reporting.tables import build_report, format_text, public
     try:
         rep = build_report(args.results_dir)
     except FileNotFoundError as e:
@@ -353,7 +353,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json or not args.html:
         print(json.dumps(public(rep), indent=2, default=str) if args.json else format_text(rep))
     if args.plots:
-        from longsweep.report_plots import write_plots
+        from longsweep.reporting.plots import write_plots
         for p in write_plots(rep, args.plots):
             print(f"plot: {p}", file=sys.stderr)
     return ExitCode.OK

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from longsweep.cli import main
-from longsweep.report import SCORES
+from longsweep.reporting.tables import SCORES
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from longsweep.export import export_reviews
+from longsweep.reporting.export_seed import export_reviews
 from longsweep.papers.samples import make_samples
 
 pytestmark = pytest.mark.integration

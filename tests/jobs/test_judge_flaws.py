@@ -60,7 +60,7 @@ def reviews(ray_local, smollm, tmp_path_factory):
 
 
 def test_one_judgement_per_review_and_known_flaw_and_recall_follows_the_rows(reviews, tmp_path):
-    from longsweep.report_judge import build_judge_report, format_judge_text, write_judge_plots
+    from longsweep.reporting.judge import build_judge_report, format_judge_text, write_judge_plots
     src, rows = reviews
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok, [r["error"] for r in rows]

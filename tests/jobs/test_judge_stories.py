@@ -120,7 +120,7 @@ def test_unparseable_scores_are_error_rows_left_out_of_means_and_agreement_is_re
     their reason, never a default; the report's means are pandas' means over the ok rows. Two judge models
     (one GGUF under two registry names) and two sampled runs give the agreement tables."""
     from longsweep.config import PACKAGED_MODELS_FILE
-    from longsweep.report_judge import build_judge_report, format_judge_text
+    from longsweep.reporting.judge import build_judge_report, format_judge_text
     src, ok = stories
     reg = yaml.safe_load(PACKAGED_MODELS_FILE.read_text())
     reg["models"] = {"smollm2-135m": reg["models"]["smollm2-135m"], "judge-b": reg["models"]["smollm2-135m"]}

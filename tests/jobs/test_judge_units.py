@@ -207,7 +207,7 @@ def _judged(folder: Path, rows: list[dict]) -> Path:
 
 
 def test_report_means_recall_paired_and_agreement_follow_the_rows(tmp_path):
-    from longsweep.report_judge import build_judge_report, format_judge_text, write_judge_plots
+    from longsweep.reporting.judge import build_judge_report, format_judge_text, write_judge_plots
     rows = []
     scores = {("a", 1): [4, 3], ("a", 2): [2, None], ("b", 1): [5, 5], ("b", 2): [1, 2]}
     for (seq, turn), runs in scores.items():

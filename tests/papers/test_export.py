@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from longsweep.errors import InputError
-from longsweep.export import export_reviews
+from longsweep.reporting.export_seed import export_reviews
 from longsweep.papers.formats import PARSED_FIELDS, get_format
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "formats"

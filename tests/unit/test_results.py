@@ -166,7 +166,7 @@ def test_readers_work_on_a_read_only_folder(tmp_path):
         with pytest.raises(OSError):
             (table / "probe").write_text("x")
         assert done_keys(table) == {"a"}
-        from longsweep.report import build_report
+        from longsweep.reporting.tables import build_report
         assert build_report(tmp_path / "ro")["generations"]["counts"]["rows"] == 1
     finally:
         subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False)

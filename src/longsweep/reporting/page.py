@@ -84,7 +84,7 @@ def _source_stories(rep: dict[str, Any], root: Path) -> None:
     src = source_of(root)
     if "stories" in rep or not src:
         return
-    from longsweep.report import build_report
+    from longsweep.reporting.tables import build_report
     try:
         other = build_report(src[0])
     except Exception:  # noqa: BLE001 - the page shows what it can read
@@ -96,9 +96,9 @@ def _source_stories(rep: dict[str, Any], root: Path) -> None:
 def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_items: int = MAX_ITEMS) -> str:
     """The page of a sweep folder (or a folder of them); raises ``FileNotFoundError`` / ``InputError`` when
     there is nothing to show. ``judged``: judged folders whose scores join the stories (found ones are added)."""
-    from longsweep.report import build_report
-    from longsweep.report_judge import build_judge_report, write_judge_plots
-    from longsweep.report_plots import write_plots
+    from longsweep.reporting.tables import build_report
+    from longsweep.reporting.judge import build_judge_report, write_judge_plots
+    from longsweep.reporting.plots import write_plots
     from longsweep.reporting import reviews, runinfo, stories
 
     root = Path(results_dir)

@@ -21,7 +21,7 @@ def _vkey(v: Any) -> tuple:
 
 
 def summary(rv: dict[str, Any], plots: list[Path], compare: Raw) -> Raw:
-    from longsweep.report import SCORES
+    from longsweep.reporting.tables import SCORES
     parts = [counts_line(rv["counts"]), h3("Truncation by model and version"),
              table(["model", "version", "items", "truncated", "rate"],
                    [[t["model"], t["version"], t["n"], t["truncated"], t["rate"]] for t in rv["truncation"].values()]),

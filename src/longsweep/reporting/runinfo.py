@@ -86,7 +86,7 @@ def generations_section(g: dict[str, Any], max_items: int) -> Raw:
 
 
 def judgments_section(rep: dict[str, Any], plots: list[Path], rows: list[dict[str, Any]], max_items: int) -> Raw:
-    """The judged folder's tables (``report_judge``) and its rows, filterable."""
+    """The judged folder's tables (``reporting.judge``) and its rows, filterable."""
     parts = [para(f"Rubrics: {', '.join(rep['rubrics']) or '-'}"), counts_line(rep["counts"])]
     for name, title, cols in (
             ("scores", "Scores: mean [95% CI] over responses", ["source_model", "judge", "criterion", "n", "n_rows",

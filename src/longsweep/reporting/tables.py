@@ -137,7 +137,7 @@ def build_report(results_dir: str | Path) -> dict[str, Any]:
         out[table] = fn(rows) if fn else {"counts": counts(rows), "performance": performance(rows)}
         out[table]["_rows"] = rows
     if (root / "judgments").is_dir() or any(root.glob("*/judgments")):
-        from longsweep.report_judge import build_judge_report
+        from longsweep.reporting.judge import build_judge_report
         out["judgments"] = build_judge_report(root)
     if not any(t in out for t in ("reviews", "stories", "generations", "judgments")):
         raise FileNotFoundError(f"{root}: no reviews/, stories/, generations/ or judgments/ results inside")
@@ -197,6 +197,6 @@ def format_text(report: dict[str, Any]) -> str:
         g = report["generations"]
         out += ["", "== generations =="] + _counts_lines(g["counts"]) + [""] + _perf_lines(g["performance"])
     if "judgments" in report:
-        from longsweep.report_judge import format_judge_text
+        from longsweep.reporting.judge import format_judge_text
         out += ["", format_judge_text(report["judgments"])]
     return "\n".join(out)

@@ -16,7 +16,7 @@ interval) over every unit, ICC(2,1) and ICC(3,1) over the complete ones.
 
 from __future__ import annotations
 
-from longsweep.plotting import plt as _plt, save as _save
+from longsweep.reporting.mpl import plt as _plt, save as _save
 
 import math
 import re

@@ -3,7 +3,7 @@ tokens/s over time, completion length per turn. Returns the files written."""
 
 from __future__ import annotations
 
-from longsweep.plotting import plt as _plt, save as _save
+from longsweep.reporting.mpl import plt as _plt, save as _save
 
 import datetime as _dt
 from pathlib import Path
@@ -75,6 +75,6 @@ def write_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
         _save(fig, out / "completion_per_turn.png", written)
         _tokens_over_time(st["_rows"], "Story tokens/s over time", out / "story_tokens_per_s.png", written)
     if "judgments" in report:
-        from longsweep.report_judge import write_judge_plots
+        from longsweep.reporting.judge import write_judge_plots
         written += write_judge_plots(report["judgments"], out)
     return written
