@@ -6,7 +6,8 @@
     longsweep stories SEQUENCES.yaml --model NAME
     longsweep echo PROMPTS.jsonl --model NAME   a toy job: each prompt's token count
     longsweep plan PAPERS_DIR --model NAME   fit papers to the window, no weights loaded
-    longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout (--openai-batch FILE: batch output)
+    longsweep export RESULTS_DIR --to DIR    the review seed's JSON layout
+    longsweep export RESULTS_DIR --format openai-batch --to FILE.jsonl   rows as OpenAI Batch output lines
     longsweep report RESULTS_DIR [--plots DIR] [--json] [--html FILE]
     longsweep view RESULTS_DIR [--port N]    the HTML report on 127.0.0.1, rebuilt on each reload
     longsweep compare RESULTS_DIR...         paired v1-vs-latest statistics over papers
@@ -119,9 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write the review seed's JSON layout, or OpenAI Batch output lines")
     p.add_argument("results_dir")
-    to = p.add_mutually_exclusive_group(required=True)
-    to.add_argument("--to", help="folder for the review seed's <paper>/<version>_review_run<k>.json")
-    to.add_argument("--openai-batch", metavar="FILE", help="a generate sweep's rows as OpenAI Batch output JSONL")
+    p.add_argument("--format", choices=("seed", "openai-batch"), default=None,
+                   help="seed (default): the review seed's <paper>/<version>_review_run<k>.json under the folder "
+                        "--to; openai-batch: a generate sweep's rows as OpenAI Batch output JSONL in the file --to")
+    p.add_argument("--to", metavar="PATH", help="the folder (seed) or the file (openai-batch) to write")
+    p.add_argument("--openai-batch", metavar="FILE", help="the same as --format openai-batch --to FILE")
     _common(p)
 
     add_compare(sub)

@@ -328,15 +328,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return ExitCode.ITEM_ERRORS if any(r.error for r in recs) else ExitCode.OK
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def _export_target(args: argparse.Namespace) -> tuple[str, str]:
+    """(format, path) from ``--format``/``--to``, or from ``--openai-batch FILE`` (its older spelling)."""
     if args.openai_batch:
+        if args.to or args.format == "seed":
+            raise InputError("export: --openai-batch FILE is --format openai-batch --to FILE; give one of the two")
+        return "openai-batch", args.openai_batch
+    if not args.to:
+        raise InputError("export: --to is required (a folder for --format seed, a .jsonl file for openai-batch)")
+    return args.format or "seed", args.to
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt, to = _export_target(args)
+    if fmt == "openai-batch":
         from longsweep.reporting.export_batch import export_batch
-        n = export_batch(Path(args.results_dir), Path(args.openai_batch))
-        print(f"wrote {n} lines to {args.openai_batch}")
+        n = export_batch(Path(args.results_dir), Path(to))
+        print(f"wrote {n} lines to {to}")
         return ExitCode.OK
     from longsweep.reporting.export_seed import export_reviews
-    n = export_reviews(Path(args.results_dir), Path(args.to))
-    print(f"wrote {n} review files under {args.to}")
+    n = export_reviews(Path(args.results_dir), Path(to))
+    print(f"wrote {n} review files under {to}")
     return ExitCode.OK
 
 

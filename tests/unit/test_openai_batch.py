@@ -65,3 +65,30 @@ def test_export_openai_batch_lines(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(tmp_path), "--openai-batch", str(out)]) == 2  # no generations/: one line
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_export_format_openai_batch_to_file_and_its_alias(tmp_path, capsys):
+    """``--format openai-batch --to FILE`` (the spelling in the docs) writes what ``--openai-batch FILE`` writes;
+    ``--format seed --to DIR`` is the default; a mix of the two spellings or no target is refused in one line."""
+    rows = [{"key": "a/m", "id": "a", "status": "ok", "text": "hi", "finish_reason": "stop", "error": None,
+             "error_kind": None, "model": "m", "finished_at": "2026-12-01T10:00:00+00:00",
+             "prompt_tokens": 2, "completion_tokens": 1}]
+    sweep = tmp_path / "sweep"
+    (sweep / "generations").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), sweep / "generations" / "part-0.parquet")
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    assert main(["export", str(sweep), "--format", "openai-batch", "--to", str(new)]) == 0
+    assert main(["export", str(sweep), "--openai-batch", str(old)]) == 0
+    assert new.read_bytes() == old.read_bytes() and json.loads(new.read_text())["custom_id"] == "a"
+    capsys.readouterr()
+    for argv in (["--openai-batch", str(old), "--to", str(new)],
+                 ["--openai-batch", str(old), "--format", "seed"],
+                 ["--format", "openai-batch"], []):
+        assert main(["export", str(sweep), *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: export: ") and len(err.strip().splitlines()) == 1, (argv, err)
+    # the default format is the seed's layout, which wants a reviews table: refused for a generate folder
+    assert main(["export", str(sweep), "--to", str(tmp_path / "seed")]) == 2
+    assert "not a review sweep" in capsys.readouterr().err
+    assert main(["export", str(sweep), "--format", "seed", "--to", str(tmp_path / "seed")]) == 2
+    assert "not a review sweep" in capsys.readouterr().err
