@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longsweep.jobs.base import WorkItem
-from longsweep.results import done_items
+from longsweep.store import done_items
 from longsweep.runtime.plan import item_cost, pack_batch, plan_batches
 
 

@@ -23,7 +23,7 @@ from longsweep.engines.llama_cpp import LlamaCppEngine
 from longsweep.jobs.base import WorkItem
 from longsweep.jobs.stories import StoriesJob, StoryOptions
 from longsweep.jobs.stories.task import StoryTask
-from longsweep.results import read_table
+from longsweep.store import read_table
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.sink import RowSink
 from longsweep.stories.sequences import load_sequences

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPERS = ROOT.parent / "shared" / "papers"
 sys.path.insert(0, str(ROOT / "tests"))
 from shared_sweeps import shared_papers, shared_sweep  # noqa: E402,F401  the sweeps tests share
+from s3_server import s3  # noqa: E402,F401  a real S3-compatible server on 127.0.0.1
 
 
 def _has(mod: str) -> bool:

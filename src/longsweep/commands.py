@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from longsweep.config import ConfigError, ModelSpec, get_model, read_yaml, validate
 from longsweep.errors import ExitCode, FatalError, InputError, InterruptedSweep
 from longsweep.jobs.base import Job
+from longsweep.store import Loc, is_uri, loc
 
 
 def new_sweep_id(prefix: str) -> str:
@@ -36,8 +37,17 @@ def parse_actors(s: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int,
     return lo, hi
 
 
-def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path, str]:
-    """``--out`` (its name is the sweep id unless ``--sweep-id``), else ``results/<sweep_id>`` here."""
+def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path | Loc, str]:
+    """``--out`` (a folder, or an object-store URI such as ``s3://bucket/prefix``; its name is the sweep id
+    unless ``--sweep-id``), else ``results/<sweep_id>`` here."""
+    if args.out and is_uri(args.out):
+        try:
+            out = loc(args.out)
+        except (ValueError, OSError, ImportError) as e:
+            raise InputError(f"--out {args.out}: {type(e).__name__}: {e}") from None
+        if not out.path.strip("/") or "/" not in out.path.strip("/"):
+            raise InputError(f"--out {args.out}: give a folder inside the bucket (s3://BUCKET/PREFIX)")
+        return out, args.sweep_id or out.name
     if args.out:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
@@ -113,9 +123,10 @@ def cmd_sweep(job_cls: type[Job], args: argparse.Namespace) -> int:
     """Every sweep subcommand: one job, one or more models, one results folder, one writer at a time.
 
     Everything that can be refused is refused before Ray (exit 2); then the run takes the folder's lease
-    (runtime/lease.py: a second run is refused, exit 2), and SIGINT / SIGTERM stop it cleanly (exit 130 /
+    (store/lease.py: a second run is refused, exit 2), and SIGINT / SIGTERM stop it cleanly (exit 130 /
     143, the manifest says ``interrupted``); a full disk is one line, exit 3."""
-    from longsweep.runtime import lease, signals
+    from longsweep.runtime import signals
+    from longsweep.store import lease
     from longsweep.runtime.sweep import RunSettings
 
     job = job_from_args(job_cls, args)
@@ -143,7 +154,8 @@ def cmd_sweep(job_cls: type[Job], args: argparse.Namespace) -> int:
 def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespace) -> int:
     """The run, holding the lease: set aside what a killed run left, connect, check, plan, run, compact."""
     from longsweep.reparse import remove_leftovers
-    from longsweep.results import now_iso, quarantine_unreadable, write_manifest
+    from longsweep.results import now_iso
+    from longsweep.store import quarantine_unreadable, write_manifest
     from longsweep.runtime import signals
     from longsweep.runtime.cluster import connect
     from longsweep.runtime.feasibility import require_feasible
@@ -151,7 +163,7 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
     from longsweep.runtime.sweep import run_job
 
     started = now_iso()
-    table_dir = Path(settings.sweep_dir) / job.table
+    table_dir = loc(settings.sweep_dir) / job.table
     native = contextlib.ExitStack()  # the driver's native stderr, moved to Ray's session logs while it runs
     try:
         with native, ticker(f"{job.name} {', '.join(s.name for s in specs)}: starting (Ray, then planning)"):
@@ -232,9 +244,9 @@ def _ray_data_log() -> str:
         return ""
 
 
-def _compact(table_dir: Path) -> None:
+def _compact(table_dir: Loc) -> None:
     """Many small files into few (the lease holder only); a failure leaves the files as they are."""
-    from longsweep.results import compact_table
+    from longsweep.store import compact_table
     try:
         done = compact_table(table_dir)
     except OSError:
@@ -246,17 +258,17 @@ def _compact(table_dir: Path) -> None:
         print(f"[longsweep] {table_dir}: {done[0]} files compacted into {done[1]}", file=sys.stderr)
 
 
-def _set_aside(sweep_dir: Path, table: str) -> None:
+def _set_aside(sweep_dir: Loc | Path, table: str) -> None:
     """After a failed write: a file cut short goes to quarantine/, writers' temporaries are removed."""
-    from longsweep.results import quarantine_unreadable
+    from longsweep.store import quarantine_unreadable
     try:
         quarantine_unreadable(sweep_dir, table)
     except OSError:
         pass
 
 
-def _rows_since(table_dir: Path, since: str) -> int:
-    from longsweep.results import read_table
+def _rows_since(table_dir: Loc, since: str) -> int:
+    from longsweep.store import read_table
     t = read_table(table_dir, columns=["key", "finished_at"])
     return 0 if t is None else sum(1 for f in t.column("finished_at").to_pylist() if (f or "") >= since)
 
@@ -273,9 +285,10 @@ def _stop_ray() -> None:
 
 def _interrupted(job: Job, settings, started: str) -> InterruptedSweep:
     """SIGINT / SIGTERM arrived: stop the actors, record it in the manifest, one line for the user."""
-    from longsweep.results import now_iso, write_manifest
+    from longsweep.results import now_iso
+    from longsweep.store import write_manifest
     from longsweep.runtime import signals
-    sig, out = signals.name(), Path(settings.sweep_dir)
+    sig, out = signals.name(), loc(settings.sweep_dir)
     _stop_ray()
     n = _rows_since(out / job.table, started)
     try:
@@ -288,10 +301,11 @@ def _interrupted(job: Job, settings, started: str) -> InterruptedSweep:
                             f"run the same command again to finish the rest", signals.exit_code())
 
 
-def _disk_message(e: OSError, out: Path, *, job: str | None = None, sweep_id: str | None = None) -> str:
+def _disk_message(e: OSError, out: Path | Loc, *, job: str | None = None, sweep_id: str | None = None) -> str:
     """One sentence for a write that failed (a full disk above all), saying whether the manifest has it."""
     import errno
-    from longsweep.results import now_iso, write_manifest
+    from longsweep.results import now_iso
+    from longsweep.store import write_manifest
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
             errno.EROFS: "the file system is read-only"}.get(e.errno, "a file could not be written")
     msg = f"{what}: {e.strerror or e} ({e.filename or out})"
@@ -343,11 +357,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt, to = _export_target(args)
     if fmt == "openai-batch":
         from longsweep.reporting.export_batch import export_batch
-        n = export_batch(Path(args.results_dir), Path(to))
+        n = export_batch(args.results_dir, Path(to))
         print(f"wrote {n} lines to {to}")
         return ExitCode.OK
     from longsweep.reporting.export_seed import export_reviews
-    n = export_reviews(Path(args.results_dir), Path(to))
+    n = export_reviews(args.results_dir, Path(to))
     print(f"wrote {n} review files under {to}")
     return ExitCode.OK
 

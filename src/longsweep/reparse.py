@@ -23,17 +23,18 @@ folder whose ``manifest.json`` is not a sweep's, is refused in one line before a
 from __future__ import annotations
 
 import argparse
-import json
+import fnmatch
+import io
 import logging
-import os
 import sys
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from longsweep.store import Loc, file_columns, loc, parquet_files, read_file, read_manifest
 
 from longsweep.errors import ErrorKind, InputError
 
@@ -60,7 +61,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 class Reparsed:
     """What one sweep folder's reparse did (or would do, dry)."""
 
-    sweep_dir: Path
+    sweep_dir: Loc
     rows: int = 0
     reparsed: int = 0
     changed: int = 0
@@ -80,7 +81,7 @@ class Reparsed:
 class _Formats:
     """The parser of each row: ``--format``, the row's ``review_format``, the sweep's, the model's."""
 
-    def __init__(self, sweep_dir: Path, override: str | None, models_file: str | None = None):
+    def __init__(self, sweep_dir: Loc, override: str | None, models_file: str | None = None):
         from longsweep.papers.formats import get_format
         self.override = get_format(override) if override else None
         self.models_file = models_file
@@ -100,11 +101,11 @@ class _Formats:
         return self.cache[model]
 
 
-def _sweep_format(sweep_dir: Path) -> str | None:
+def _sweep_format(sweep_dir: Loc) -> str | None:
     try:
-        data = json.loads((sweep_dir / "manifest.json").read_text())
+        data = read_manifest(sweep_dir) or {}
         return ((data.get("config") or {}).get("options") or {}).get("format")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, AttributeError):
         return None
 
 
@@ -143,29 +144,30 @@ def _schema(file_schema: pa.Schema) -> pa.Schema:
     return pa.schema(list(file_schema) + extra)
 
 
-def _tmp(dest: Path, tag: str) -> Path:
+def _tmp(dest: Loc, tag: str) -> Loc:
     return dest.parent / f".reparse-{tag}-{dest.name}.tmp"  # matches LEFTOVER
 
 
-def remove_leftovers(sweep_dir: str | Path) -> int:
+def remove_leftovers(sweep_dir: str | Loc) -> int:
     """Remove the temporaries of a reparse that was killed outright (in any table of the folder); returns
     how many. Only the lease holder may call this: no reparse is running then."""
     n = 0
-    for tmp in Path(sweep_dir).glob(f"*/{LEFTOVER}"):
-        tmp.unlink(missing_ok=True)
-        n += 1
+    for table in loc(sweep_dir).folders():
+        for tmp in table.files(".tmp", hidden=True):
+            if fnmatch.fnmatch(tmp.name, LEFTOVER):
+                tmp.unlink()
+                n += 1
     if n:
         logger.warning("%s: removed %d temporary file(s) left by a reparse that was cut short", sweep_dir, n)
     return n
 
 
-def check_review_table(sweep_dir: str | Path) -> None:
+def check_review_table(sweep_dir: str | Loc) -> None:
     """Raise ``InputError`` when a readable file of ``<sweep>/reviews`` does not hold review rows."""
-    from longsweep.results import parquet_files
-    table = Path(sweep_dir) / "reviews"
+    table = loc(sweep_dir) / "reviews"
     for f in parquet_files(table):
         try:
-            names = pq.read_schema(f).names
+            names = file_columns(f)
         except Exception:  # noqa: BLE001 - unreadable: left as it is and reported by the reparse
             continue
         missing = [c for c in REVIEW_ID_COLUMNS if c not in names]
@@ -174,10 +176,10 @@ def check_review_table(sweep_dir: str | Path) -> None:
                              f"reparse reads review sweeps only; nothing was rewritten")
 
 
-def _write(t: pa.Table, tmp: Path) -> None:
-    pq.write_table(t, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+def _write(t: pa.Table, tmp: Loc) -> None:
+    buf = io.BytesIO()
+    pq.write_table(t, buf)
+    tmp.publish(buf.getvalue())
 
 
 def _reparse_rows(rows: list[dict[str, Any]], formats: _Formats, res: Reparsed,
@@ -202,12 +204,12 @@ def _reparse_rows(rows: list[dict[str, Any]], formats: _Formats, res: Reparsed,
     return changed
 
 
-def reparse_sweep(sweep_dir: str | Path, *, fmt: str | None = None, dry_run: bool = False,
+def reparse_sweep(sweep_dir: str | Loc, *, fmt: str | None = None, dry_run: bool = False,
                   models_file: str | None = None) -> Reparsed:
     """Reparse one sweep folder's ``reviews`` (see the module's docstring). The caller holds the lease."""
     from longsweep.jobs.review.record import REVIEWER_SCHEMA, REVIEWERS_TABLE
-    from longsweep.results import parquet_files, to_table
-    sweep_dir = Path(sweep_dir)
+    from longsweep.results import to_table
+    sweep_dir = loc(sweep_dir)
     files = parquet_files(sweep_dir / "reviews")
     if not files:
         raise InputError(f"{sweep_dir}: no reviews/*.parquet inside")
@@ -215,13 +217,13 @@ def reparse_sweep(sweep_dir: str | Path, *, fmt: str | None = None, dry_run: boo
     if not dry_run:
         remove_leftovers(sweep_dir)
     formats, res, tag = _Formats(sweep_dir, fmt, models_file), Reparsed(sweep_dir), uuid.uuid4().hex[:10]
-    pending: list[tuple[Path, Path]] = []  # (temporary file, the file it replaces)
+    pending: list[tuple[Loc, Loc]] = []  # (temporary file, the file it replaces)
     reviewers: dict[tuple, tuple[str, dict[str, Any]]] = {}  # (key, reviewer) -> (finished_at, row)
     rdir = sweep_dir / REVIEWERS_TABLE
     try:
         for f in files:
             try:
-                t = pq.read_table(f)
+                t = read_file(f)
             except Exception:  # noqa: BLE001 - a file cut short by a killed writer: not ours to mend
                 res.unreadable.append(f.name)
                 continue
@@ -237,34 +239,33 @@ def reparse_sweep(sweep_dir: str | Path, *, fmt: str | None = None, dry_run: boo
         old_reviewers = [] if dry_run or res.unreadable else parquet_files(rdir)
         if reviewers and not dry_run and not res.unreadable:
             new_file = rdir / f"reparse-{tag}.parquet"
-            rdir.mkdir(parents=True, exist_ok=True)
             pending.append((_tmp(new_file, tag), new_file))
             _write(to_table([r for _, r in reviewers.values()], REVIEWER_SCHEMA), pending[-1][0])
     except BaseException:
         for tmp, _ in pending:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink()
         raise
     res.files_rewritten = sum(1 for _, dest in pending if dest.parent.name == "reviews")
     if dry_run:
         return res
-    for tmp, dest in pending:  # every new file is written: now each replaces its old one
-        os.replace(tmp, dest)
+    for tmp, dest in pending:  # every new file is written: now each replaces its old one (a rename; on an
+        tmp.move(dest)        # object store a server-side copy, whole, then the temporary is deleted)
     for old in old_reviewers:  # the rebuilt reviewers table is in place: the old files go
-        old.unlink(missing_ok=True)
+        old.unlink()
     return res
 
 
-def _sweeps(paths: list[str]) -> list[Path]:
+def _sweeps(paths: list[str]) -> list[Loc]:
     out = []
     for raw in paths:
-        p = Path(raw)
+        p = loc(raw)
         if not p.is_dir():
             raise InputError(f"{p}: not a folder")
-        found = [p] if (p / "reviews").is_dir() else sorted(d for d in p.iterdir() if (d / "reviews").is_dir())
+        found = [p] if (p / "reviews").is_dir() else [d for d in p.folders() if (d / "reviews").is_dir()]
         if not found:
             raise InputError(f"{p}: no reviews/ table inside (expected <sweep>/reviews/*.parquet)")
         out += found
-    from longsweep.runtime.folder import check_sweep_folder
+    from longsweep.store.folder import check_sweep_folder
     for sweep in out:  # every folder is checked before any is rewritten
         check_sweep_folder(sweep)
         check_review_table(sweep)
@@ -273,8 +274,9 @@ def _sweeps(paths: list[str]) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Reparse every sweep folder given, each under its lease; print one line per folder."""
-    from longsweep.results import now_iso, write_manifest
-    from longsweep.runtime.lease import hold
+    from longsweep.results import now_iso
+    from longsweep.store import write_manifest
+    from longsweep.store.lease import hold
     kw = {"fmt": args.format, "models_file": getattr(args, "models_file", None)}
     for sweep in _sweeps(args.results):
         if args.dry_run:

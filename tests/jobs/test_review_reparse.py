@@ -123,7 +123,7 @@ def test_a_reparse_cut_short_leaves_the_table_as_it_was(sweep, monkeypatch):
 
 @pytest.mark.integration
 def test_a_sweep_in_use_is_refused(sweep):
-    from longsweep.runtime.lease import acquire
+    from longsweep.store.lease import acquire
     lease = acquire(sweep, command="another run")
     try:
         with pytest.raises(SweepBusyError):

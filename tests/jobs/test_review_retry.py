@@ -14,7 +14,7 @@ from longsweep.cli import main
 from longsweep.config import WorkerPolicy
 from longsweep.jobs.review import ReviewJob
 from longsweep.jobs.review.options import ReviewOptions
-from longsweep.retry_errors import RETRIED
+from longsweep.store.retried import RETRIED
 
 from helpers import run_one
 
@@ -127,7 +127,7 @@ def test_finish_prunes_the_reviewers_of_replaced_rows(tmp_path):
     from longsweep.jobs.base import Planned, WorkItem
     from longsweep.jobs.review.record import REVIEWER_SCHEMA, reviewer_rows
     from longsweep.results import to_table
-    from longsweep.retry_errors import begin_retry
+    from longsweep.store.retried import begin_retry
     sweep, schema = tmp_path / "sweep", ReviewJob.schema()
     (sweep / "reviews").mkdir(parents=True)
     (sweep / "reviewers").mkdir()

@@ -13,7 +13,7 @@ import pytest
 from clirun import no_traceback, prompts, start
 
 from longsweep.errors import ExitCode, SweepBusyError
-from longsweep.runtime import lease
+from longsweep.store import lease
 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lease(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from clirun import no_traceback, start, wait_for
 
 from longsweep.errors import ExitCode
-from longsweep.results import parquet_files
+from longsweep.store import parquet_files
 
 pytestmark = pytest.mark.integration
 

@@ -169,8 +169,8 @@ def test_a_folder_whose_manifest_is_not_ours_is_refused_before_anything(manifest
 
 
 def test_a_manifest_we_wrote_is_accepted(tmp_path):
-    from longsweep.results import write_manifest
-    from longsweep.runtime.lease import acquire
+    from longsweep.store import write_manifest
+    from longsweep.store.lease import acquire
     write_manifest(tmp_path, sweep_id="s", job="review")
     acquire(tmp_path).release()
 

@@ -10,9 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from longsweep.jobs.generate import GenerateJob
-from longsweep.results import (
-    compact_table, done_items, done_keys, quarantine_unreadable, read_table, to_table, write_manifest,
-)
+from longsweep.results import to_table
+from longsweep.store import compact_table, done_items, done_keys, quarantine_unreadable, read_table, write_manifest
 
 SCHEMA = GenerateJob.schema()
 
@@ -116,7 +115,7 @@ def test_compaction_that_fails_midway_loses_nothing(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real_replace(a, b)
 
-    monkeypatch.setattr("longsweep.results.os.replace", failing_replace)
+    monkeypatch.setattr("longsweep.store.location.os.replace", failing_replace)
     with pytest.raises(OSError):
         compact_table(table, rows_per_file=10)
     monkeypatch.undo()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from longsweep.analysis import METRICS
 from longsweep.errors import InputError
+from longsweep.store import Loc, file_columns, loc, parquet_files, read_file
 
 ID_COLUMNS = ["key", "model", "status", "paper_id", "version", "run"]
 SCORE_COLUMNS = [*METRICS, "confidence"]
@@ -33,22 +33,21 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-def sweep_dirs(path: Path) -> list[Path]:
+def sweep_dirs(path: Loc) -> list[Loc]:
     """``path`` itself when it holds ``reviews/``, else its sub-folders that do."""
     if not path.is_dir():
         raise InputError(f"{path}: not a folder")
     if (path / "reviews").is_dir():
         return [path]
-    return sorted(p for p in path.iterdir() if (p / "reviews").is_dir())
+    return [p for p in path.folders() if (p / "reviews").is_dir()]
 
 
-def _read_folder(folder: Path, wanted: list[str], notes: list[str]) -> pd.DataFrame | None:
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(".parquet"))
+def _read_folder(folder: Loc, wanted: list[str], notes: list[str]) -> pd.DataFrame | None:
     frames = []
-    for f in files:
+    for f in parquet_files(folder):
         try:
-            names = pq.read_schema(f).names
-            frames.append(pq.read_table(f, columns=[c for c in wanted if c in names]).to_pandas())
+            names = file_columns(f)
+            frames.append(read_file(f, [c for c in wanted if c in names]).to_pandas())
         except Exception as e:  # noqa: BLE001 - a bad file is reported and skipped, the rest still counts
             notes.append(f"{folder.name}/{f.name}: unreadable, skipped ({type(e).__name__})")
     frames = [f for f in frames if len(f.columns)]
@@ -86,7 +85,7 @@ def load(paths: list[str | Path]) -> Loaded:
     notes: list[str] = []
     reviews, reviewers, sources = [], [], []
     for raw in paths:
-        dirs = sweep_dirs(Path(raw))
+        dirs = sweep_dirs(loc(raw))
         if not dirs:
             raise InputError(f"{raw}: no reviews/ table inside (expected <sweep>/reviews/*.parquet)")
         for d in dirs:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from longsweep.errors import InputError
-from longsweep.results import parquet_files, read_table
+from longsweep.store import Loc, loc, parquet_files, read_table
 
 
 def _created(finished_at: str | None) -> int:
@@ -45,8 +45,9 @@ def batch_line(r: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def export_batch(results_dir: Path, out: Path) -> int:
+def export_batch(results_dir: str | Path | Loc, out: Path) -> int:
     """Write the lines of ``<results_dir>/generations`` to ``out``; returns how many."""
+    results_dir = loc(results_dir)
     table_dir = results_dir / "generations"
     t = read_table(table_dir) if table_dir.is_dir() and parquet_files(table_dir) else None
     if t is None:

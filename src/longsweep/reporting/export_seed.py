@@ -21,14 +21,14 @@ from typing import Any
 from longsweep.errors import InputError
 from longsweep.papers.formats import PARSED_NAMES, ReviewFormat, format_for_model, get_format
 from longsweep.papers.layout import check_id
-from longsweep.results import parquet_files, read_table
+from longsweep.store import Loc, loc, parquet_files, read_table
 
 logger = logging.getLogger(__name__)
 
 NEEDED = ("paper_id", "version", "run", "status", "model")
 
 
-def _review_rows(results_dir: Path) -> list[dict[str, Any]]:
+def _review_rows(results_dir: Loc) -> list[dict[str, Any]]:
     """The rows of ``<results_dir>/reviews`` (or of ``results_dir`` when it is that table folder)."""
     if not results_dir.is_dir():
         raise InputError(f"{results_dir}: no such results folder")
@@ -72,10 +72,10 @@ def seed_record(row: dict[str, Any]) -> dict[str, Any]:
     return _clean(obj)
 
 
-def export_reviews(results_dir: Path, to: Path, *, include_errors: bool = False) -> int:
+def export_reviews(results_dir: str | Path | Loc, to: Path, *, include_errors: bool = False) -> int:
     """One JSON file per ok review (and per error row with ``include_errors``, ``success`` false).
     Returns the number of files written; rows whose ids are unsafe as paths are skipped."""
-    rows = _review_rows(Path(results_dir))
+    rows = _review_rows(loc(results_dir))
     models = sorted({str(r["model"]) for r in rows})
     n = 0
     for r in rows:

@@ -26,20 +26,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from longsweep.store import Loc
+
 NAN = float("nan")
 UNIT = ["source_key", "criterion"]
 
 
-def _read(root: Path) -> tuple[pd.DataFrame, list[str]]:
+def _read(root: Loc) -> tuple[pd.DataFrame, list[str]]:
     """Every readable ``judgments/*.parquet`` under ``root`` (itself a judged folder, or its sub-folders)."""
-    import pyarrow.parquet as pq
+    from longsweep.store import parquet_files, read_file
 
     dirs = [root / "judgments"] if (root / "judgments").is_dir() else sorted(root.glob("*/judgments"))
     frames, notes = [], []
     for d in dirs:
-        for f in sorted(d.glob("*.parquet")):
+        for f in parquet_files(d):
             try:
-                frames.append(pq.read_table(f).to_pandas())
+                frames.append(read_file(f).to_pandas())
             except Exception as e:  # noqa: BLE001 - reported and skipped; this command only reads
                 notes.append(f"{f.parent.name}/{f.name}: unreadable, skipped ({type(e).__name__})")
     if not frames:
@@ -172,12 +174,13 @@ def agreement(df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, An
     return runs, judges
 
 
-def build_judge_report(results_dir: str | Path) -> dict[str, Any]:
+def build_judge_report(results_dir: str | Path | Loc) -> dict[str, Any]:
     """Everything the judged folder says, as tables (lists of row dicts) and notes; no value is NaN
     (a missing one is None), so ``json.dumps`` takes it as it is."""
     from longsweep.analysis.render import clean
 
-    root = Path(results_dir)
+    from longsweep.store import loc
+    root = loc(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a results folder")
     df, notes = _read(root)

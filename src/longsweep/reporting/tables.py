@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from longsweep.errors import InputError
-from longsweep.results import read_table
+from longsweep.store import loc, read_table
 
 SCORES = ("rating", "soundness", "presentation", "contribution", "confidence")
 PERCENTILES = (0.5, 0.9, 0.99)
@@ -124,7 +124,7 @@ def story_report(rows: list[dict]) -> dict[str, Any]:
 
 def build_report(results_dir: str | Path) -> dict[str, Any]:
     """Every table found in a sweep folder (or in a folder of sweep folders)."""
-    root = Path(results_dir)
+    root = loc(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a results folder")
     out: dict[str, Any] = {"results_dir": str(root)}

@@ -14,7 +14,6 @@ sweep stops with ``fatal`` set.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -25,24 +24,24 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from longsweep.runtime.error_limit import ErrorLimit
+from longsweep.store import Loc, loc, parquet_files
 from longsweep.runtime.signals import interruptible, raise_in_thread
 
 _started = threading.Event()  # a Progress of this process has started: planning is over
 
 
-def _parquet_names(d: Path) -> list[str]:
+def _parquet_names(d: Loc) -> list[str]:
     try:
-        with os.scandir(d) as it:
-            return sorted(e.name for e in it if e.name.endswith(".parquet") and not e.name.startswith("."))
-    except FileNotFoundError:
+        return [f.name for f in parquet_files(d)]
+    except OSError:  # an object store that did not answer this time: the next poll asks again
         return []
 
 
 class Progress:
-    def __init__(self, table_dir: Path, *, total: int, already: set[str] | int, every_s: float = 5.0, stream=None,
+    def __init__(self, table_dir: Loc | Path | str, *, total: int, already: set[str] | int, every_s: float = 5.0, stream=None,
                  limit: ErrorLimit | None = None, poll_s: float = 1.0, waiter=None, model: str | None = None):
         self.model = model  # several models write one table at once: count this model's rows only
-        self.dir, self.total, self.every, self.poll_s = Path(table_dir), total, every_s, poll_s
+        self.dir, self.total, self.every, self.poll_s = loc(table_dir), total, every_s, poll_s
         self.limit = limit or ErrorLimit()
         self.waiter = waiter  # feasibility.ResourceWait, or None
         self.stop_reason: str | None = None
@@ -85,7 +84,8 @@ class Progress:
             if name in self.seen:
                 continue
             try:
-                with pq.ParquetFile(self.dir / name) as f:  # only the counted columns: review texts are large
+                f = self.dir / name
+                with pq.ParquetFile(f.path, filesystem=f.fs) as f:  # only the counted columns: review texts are large
                     by_model = self.model is not None and "model" in f.schema_arrow.names
                     t = f.read(columns=["status", "completion_tokens"] + (["model"] if by_model else []))
             except FileNotFoundError:  # compacted or quarantined meanwhile

@@ -1,30 +1,29 @@
 """Rows written by the worker as they finish (story turns), in small buffered flushes.
 
-A flush writes one Parquet file under a temporary name and renames it into the table folder, so a
-reader never sees a file without its footer; a killed worker loses at most the rows of one buffer.
+A flush publishes one whole Parquet file into the table folder through the store (a local folder, a shared
+mount or an object store: ``store.publish_table``), so a reader never sees a file without its footer; a
+killed worker loses at most the rows of one buffer.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from longsweep.results import read_table, to_table
+from longsweep.results import to_table
+from longsweep.store import Loc, loc, publish_table, read_table
 
 logger = logging.getLogger(__name__)
 
 
 class RowSink:
-    def __init__(self, table_dir: str | Path, schema: pa.Schema, *, max_rows: int = 64, max_age_s: float = 5.0):
-        self.dir, self.schema = Path(table_dir), schema
+    def __init__(self, table_dir: str | Path | Loc, schema: pa.Schema, *, max_rows: int = 64, max_age_s: float = 5.0):
+        self.dir, self.schema = loc(table_dir), schema
         self.max_rows, self.max_age_s = max_rows, max_age_s
         self._rows: list[dict[str, Any]] = []
         self._since = time.monotonic()
@@ -58,10 +57,6 @@ class RowSink:
             rows, self._rows = self._rows, []
         if not rows:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"w_{uuid.uuid4().hex}.parquet"
-        tmp = self.dir / f".{name}.tmp"
-        pq.write_table(to_table(rows, self.schema), tmp)
-        os.replace(tmp, self.dir / name)
+        dest = publish_table(self.dir, to_table(rows, self.schema))
         self.written += len(rows)
-        logger.info("sink: %d rows -> %s", len(rows), name)
+        logger.info("sink: %d rows -> %s", len(rows), dest.name)

@@ -10,22 +10,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 import pyarrow as pa
 
 from longsweep.config import ModelSpec
 from longsweep.errors import FatalError
 from longsweep.jobs.base import Job, Planned, WorkItem
-from longsweep.retry_errors import begin_retry
-from longsweep.results import done_items, now_iso, read_table, to_table, write_manifest
+from longsweep.store.retried import begin_retry
+from longsweep.results import now_iso, to_table
+from longsweep.store import Loc, done_items, loc, publish_table, read_table, write_manifest
 from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
 from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
@@ -35,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SweepSummary:
-    sweep_dir: Path
-    table_dir: Path
+    sweep_dir: Loc
+    table_dir: Loc
     total: int
     skipped: int
     ran: int
@@ -69,7 +67,7 @@ class SweepSummary:
 class RunSettings:
     """How to run a job, the same for every model of a command: where rows go and the pool's shape."""
 
-    sweep_dir: Path
+    sweep_dir: Loc | Path | str  # a local folder or an object-store URI (store/)
     sweep_id: str
     concurrency: tuple[int, int] = (1, 1)
     batch_items: int | None = None  # None: the model's default (ModelSpec.default_batch)
@@ -78,12 +76,10 @@ class RunSettings:
     wait_for_resources: float | None = None  # seconds to wait for a node that can hold an actor (None: default)
 
 
-def write_rows_direct(table_dir: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+def write_rows_direct(table_dir: Loc, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     """Rows decided on the driver (per-item errors before any model ran)."""
-    if not rows:
-        return
-    table_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_table(rows, schema), table_dir / f"driver_{uuid.uuid4().hex}.parquet")
+    if rows:
+        publish_table(table_dir, to_table(rows, schema), prefix="driver")
 
 
 def run_job(job: Job, specs: list[ModelSpec], settings: RunSettings) -> list[SweepSummary]:
@@ -108,7 +104,7 @@ def _plan_and_run(job: Job, spec: ModelSpec, settings: RunSettings) -> SweepSumm
 def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings) -> SweepSummary:
     """Run every item of ``planned`` not yet in ``<sweep_dir>/<job.table>``; return the counts."""
     t0 = time.perf_counter()
-    sweep_dir, sid = Path(settings.sweep_dir), settings.sweep_id
+    sweep_dir, sid = loc(settings.sweep_dir), settings.sweep_id
     table_dir = sweep_dir / job.table
     items, error_rows = planned.items, planned.error_rows
     dup = [k for k, n in Counter([it.key for it in items] + [r["key"] for r in error_rows]).items() if n > 1]
@@ -154,7 +150,7 @@ def _silence_remote_args_fn_deprecation() -> None:
     warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated", module=__name__)
 
 
-def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSettings, table_dir: Path, *,
+def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSettings, table_dir: Loc, *,
              n_rows: int, n_fresh: int, already: set[str], started: str) -> str | None:
     """The actor pool over the planned batches; returns why it stopped early, or None."""
     import ray
@@ -186,7 +182,7 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
         compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
                                            max_concurrent_calls_per_actor=in_flight),
         fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
-                                   table_dir=str(table_dir), api_key=actor_secret(spec)),
+                                   table_dir=table_dir, api_key=actor_secret(spec)),
         # per-actor resources from the model registry; a model across N GPUs gets a placement group of N
         **{k: v for k, v in actor_resources(spec).items() if v is not None},
         **actor_env(spec),
@@ -199,21 +195,21 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     progress.done = progress.errors = n_fresh  # driver-side error rows count against the limit too
     # Ray Data removes an output folder it created itself when its write got no rows, which would take the
     # rows workers write through their sinks with it: the folder exists before the write starts.
-    table_dir.mkdir(parents=True, exist_ok=True)
+    table_dir.mkdir()
     try:
         with progress, OrphanSweeper(remote_args):
             # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
-            ds.write_parquet(str(table_dir), ray_remote_args={"num_cpus": 0})
+            ds.write_parquet(table_dir.path, filesystem=table_dir.fs, ray_remote_args={"num_cpus": 0})
     except KeyboardInterrupt:
         if progress.fatal:  # no node that can hold one actor joined within --wait-for-resources
-            write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
+            write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
                            finished_at=now_iso(), model_name=spec.name, fatal=progress.fatal)
             raise FatalError(progress.fatal) from None
         if progress.stop_reason is None:
             raise  # SIGINT / SIGTERM (runtime/signals.py): commands.cmd_sweep records it
     except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
         msg = fatal_message(spec, e)
-        write_manifest(Path(settings.sweep_dir), sweep_id=settings.sweep_id, job=job.name, started_at=started,
+        write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
                        finished_at=now_iso(), model_name=spec.name, fatal=msg)
         raise FatalError(msg) from e
     finally:
@@ -280,11 +276,11 @@ def _worker_cls():
     return ModelWorker
 
 
-def summarize(table_dir: Path, *, total: int, skipped: int, ran: int, wall_s: float, since: str,
+def summarize(table_dir: Loc, *, total: int, skipped: int, ran: int, wall_s: float, since: str,
               model: str | None = None) -> SweepSummary:
     """The counts of ``model``'s rows in the table (several models write one table), or of all rows."""
     t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at", "model"])
-    s = SweepSummary(Path(table_dir).parent, Path(table_dir), total, skipped, ran, wall_s=wall_s)
+    s = SweepSummary(table_dir.parent, table_dir, total, skipped, ran, wall_s=wall_s)
     if t is None:
         return s
     rows = t.to_pylist()

@@ -11,7 +11,6 @@ flaw, judge model, run). docs/JUDGE.md has the details.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -49,7 +48,8 @@ class JudgeJob(Job):
         if not options.rubric:
             raise ConfigError("judge: give the rubric with --rubric FILE (e.g. config/rubrics/story.yaml)")
         self.rubric = load_rubric(options.rubric)  # a bad rubric is refused before Ray is contacted
-        if not (Path(inputs) / self.rubric.source).is_dir():
+        from longsweep.store import loc
+        if not (loc(inputs) / self.rubric.source).is_dir():
             raise InputError(f"{inputs}: no {self.rubric.source}/ table inside; rubric {self.rubric.name!r} "
                              f"judges the {self.rubric.source} of a results folder")
 

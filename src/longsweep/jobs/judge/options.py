@@ -28,7 +28,7 @@ class JudgeOptions(BaseModel):
                                                     "meta.json.")
     retry_errors: list[str] | None = Field(None, description="Run again the items with an error row of these "
                                                             "kinds ([] = every kind), replacing their rows "
-                                                            "(longsweep/retry_errors.py).")
+                                                            "(longsweep/store/retried.py).")
 
     @field_validator("retry_errors")
     @classmethod

@@ -13,14 +13,12 @@ without either flag, the papers folder or CSV the review sweep recorded in its m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from longsweep.errors import ConfigError, InputError
+from longsweep.store import Loc, file_columns, loc, parquet_files, read_file, read_manifest
 
 STORY_COLUMNS = ["key", "item_key", "model", "status", "sequence_id", "run", "turn", "prompt_name", "prompt",
                  "response"]
@@ -32,7 +30,7 @@ REVIEW_COLUMNS = ["key", "model", "status", "paper_id", "version", "run", "summa
 class Source:
     """The rows of the source table: ok rows to judge, and what was left out."""
 
-    folder: Path
+    folder: Loc
     table: str
     rows: list[dict[str, Any]] = field(default_factory=list)  # status ok, unique keys
     error_rows: int = 0  # the source's own error rows: nothing to judge
@@ -40,11 +38,10 @@ class Source:
     duplicates: int = 0
 
 
-def read_source(folder: str | Path, table: str) -> Source:
+def read_source(folder: str | Path | Loc, table: str) -> Source:
     """The ok rows of ``<folder>/<table>/*.parquet``, first row per key; refuses a folder without the table."""
-    folder = Path(folder)
-    tdir = folder / table
-    files = sorted(f for f in tdir.glob("*.parquet") if f.is_file()) if tdir.is_dir() else []
+    folder = loc(folder)
+    files = parquet_files(folder / table)
     if not files:
         raise InputError(f"{folder}: no {table}/*.parquet inside (this rubric judges the {table} of a results "
                          f"folder)")
@@ -53,8 +50,8 @@ def read_source(folder: str | Path, table: str) -> Source:
     seen: set[str] = set()
     for f in files:
         try:
-            names = pq.read_schema(f).names
-            rows = pq.read_table(f, columns=[c for c in wanted if c in names]).to_pylist()
+            names = file_columns(f)
+            rows = read_file(f, [c for c in wanted if c in names]).to_pylist()
         except Exception:  # noqa: BLE001 - a file cut by a killed writer: skipped and counted, never moved
             src.unreadable_files += 1
             continue
@@ -73,8 +70,8 @@ def read_source(folder: str | Path, table: str) -> Source:
 def recorded_inputs(folder: str | Path) -> tuple[str | None, str | None]:
     """(papers folder, pairs CSV) that a review sweep recorded in its manifest's ``config``, if any."""
     try:
-        data = json.loads((Path(folder) / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        data = read_manifest(folder)
+    except OSError:
         return None, None
     cfg = data.get("config") if isinstance(data, dict) else None
     if not isinstance(cfg, dict):

@@ -4,7 +4,7 @@ driver.py (discover or read the pairs CSV, ingest + fit, items) -> task.py (work
 ``reviews`` table, and the ``reviewers`` table for multi-reviewer formats. Inputs are a papers folder
 (``papers/layout.py``) or a pairs CSV in the review seed's layout (``papers/pairs.py``: ``--pairs-csv FILE``,
 or a ``.csv`` file in place of the folder). ``--retry-errors`` reruns the keys whose row is an error
-(``longsweep/retry_errors.py``, called by the sweep).
+(``longsweep/store/retried.py``, called by the sweep).
 """
 
 from __future__ import annotations

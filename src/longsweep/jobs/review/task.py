@@ -7,7 +7,6 @@ rows are returned; each carries its review row's ``key`` and ``finished_at``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -38,7 +37,7 @@ class ReviewTask:
         self.ctx, self.opts = ctx, opts
         self.format = format_for_model(ctx.spec.name, opts.format or ctx.spec.prompt_family)
         self.schema_json = self.format.json_schema if opts.constrain_json else None
-        self.reviewers = (RowSink(Path(ctx.sink.dir).parent / REVIEWERS_TABLE, REVIEWER_SCHEMA)
+        self.reviewers = (RowSink(ctx.sink.dir.parent / REVIEWERS_TABLE, REVIEWER_SCHEMA)
                           if ctx.sink is not None else None)
 
     def _accept(self, res: GenerationResult) -> tuple[bool, Any, str]:

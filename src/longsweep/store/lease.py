@@ -10,6 +10,14 @@ over, when
 
 Taking and taking over happen under an exclusive ``flock`` of ``<sweep>/.lease.guard``, so two runs that
 find the same stale lease cannot both win. The guard is held for milliseconds, never for the run.
+
+On an object store (``s3://``) there is no flock and no rename: the lease is an object created with a
+conditional write (``If-None-Match: *``: of two runs, one creates it, the other is refused), renewed and
+taken over with ``If-Match`` on the ETag it read (two runs that find the same stale lease: one wins), and
+released with a conditional delete (store/lease_s3.py). Its age is the holder's ``renewed_at`` clock time.
+A store with neither (``gs://`` through pyarrow, other fsspec stores) gets a write-then-read-back lease:
+it refuses a second run that starts after the first one's lease is visible, not two started in the same
+second (docs/STORE.md).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from longsweep.errors import SweepBusyError
+from longsweep.store.location import loc
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +100,21 @@ class Lease:
     path: Path
     token: str
     info: dict[str, Any]
+    remote: Any = None  # store/lease_s3.py's RemoteLease on an object store
     _stop: threading.Event | None = None
     _thread: threading.Thread | None = None
 
     def held(self) -> bool:
         """The lease file still names this run (nobody took it over)."""
+        if self.remote is not None:
+            return self.remote.held()
         cur = _read(self.path)
         return bool(cur) and cur.get("token") == self.token
 
     def renew(self) -> None:
-        if self.held():
+        if self.remote is not None:
+            self.remote.renew()
+        elif self.held():
             os.utime(self.path)
 
     def _renew_loop(self, every_s: float) -> None:
@@ -120,6 +134,9 @@ class Lease:
     def release(self) -> None:
         if self._stop is not None:
             self._stop.set()
+        if self.remote is not None:
+            self.remote.release()
+            return
         with _guard(self.path.parent):
             if self.held():
                 self.path.unlink(missing_ok=True)
@@ -144,16 +161,21 @@ def describe(info: dict[str, Any], age_s: float) -> str:
 
 def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
     """Take the sweep folder's lease (creating the folder), or raise ``SweepBusyError``; a folder that is not
-    a sweep's (``runtime/folder.py``: a ``manifest.json`` that is not ours) is refused first, untouched."""
-    from longsweep.runtime.folder import check_sweep_folder
-    sweep_dir = Path(sweep_dir)
+    a sweep's (``store/folder.py``: a ``manifest.json`` that is not ours) is refused first, untouched."""
+    from longsweep.store.folder import check_sweep_folder
     check_sweep_folder(sweep_dir)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    path = sweep_dir / LEASE_FILE
     host = socket.gethostname()
     info = {"host": host, "pid": os.getpid(), "proc_started": _proc_start(os.getpid()),
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command, "token": uuid.uuid4().hex}
+    where = loc(sweep_dir)
+    if not where.local:
+        from longsweep.store.lease_s3 import acquire_remote
+        remote = acquire_remote(where / LEASE_FILE, info, busy=_busy)
+        return Lease(where / LEASE_FILE, info["token"], info, remote=remote)
+    sweep_dir = Path(where.path)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    path = sweep_dir / LEASE_FILE
     with _guard(sweep_dir):
         cur = _read(path)
         try:
@@ -163,10 +185,7 @@ def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
         if cur is not None:
             why = stale_reason(cur, age, host=host)
             if why is None:
-                raise SweepBusyError(
-                    f"{sweep_dir} is in use by another run: {describe(cur, age)}. Wait for it to end, or "
-                    f"write to another --out. (A lease whose process is gone, or that was not renewed "
-                    f"for {STALE_AFTER_S:.0f} s, is taken over.)")
+                raise _busy(sweep_dir, cur, age)
             logger.warning("%s: taking over a stale lease of %s: %s", sweep_dir, describe(cur, age), why)
         tmp = sweep_dir / f".{LEASE_FILE}.{info['token']}.tmp"
         try:
@@ -175,6 +194,12 @@ def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
         finally:
             tmp.unlink(missing_ok=True)
     return Lease(path, info["token"], info)
+
+
+def _busy(where: Any, cur: dict[str, Any], age: float) -> SweepBusyError:
+    return SweepBusyError(
+        f"{where} is in use by another run: {describe(cur, age)}. Wait for it to end, or write to another "
+        f"--out. (A lease whose process is gone, or that was not renewed for {STALE_AFTER_S:.0f} s, is taken over.)")
 
 
 @contextlib.contextmanager

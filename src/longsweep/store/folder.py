@@ -1,7 +1,7 @@
 """Is this folder one a sweep may write into? Checked before a writer takes the folder's lease.
 
 A folder that does not exist yet, or holds no ``manifest.json``, is a new sweep. A ``manifest.json`` must be
-ours: a JSON object whose ``runs`` is a list of objects (what ``results.write_manifest`` writes, atomically,
+ours: a JSON object whose ``runs`` is a list of objects (what ``store.write_manifest`` writes, atomically,
 so a half-written one does not happen). Anything else (a JSON list, another program's manifest, a file
 that is not JSON) means the folder belongs to someone else: it is refused before anything is written,
 with one line (``InputError``, exit 2), instead of a traceback after Ray started.
@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 
 from longsweep.errors import InputError
+from longsweep.store.location import Loc, loc
+from longsweep.store.manifest import MANIFEST
 
-MANIFEST = "manifest.json"
 
-
-def manifest_problem(path: Path) -> str | None:
+def manifest_problem(path: Path | Loc) -> str | None:
     """Why ``path`` is not a manifest we wrote, or None when it is."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -33,9 +33,9 @@ def manifest_problem(path: Path) -> str | None:
     return None
 
 
-def check_sweep_folder(sweep_dir: str | Path) -> None:
+def check_sweep_folder(sweep_dir: str | Path | Loc) -> None:
     """Raise ``InputError`` (one line) when ``sweep_dir`` exists and is not a sweep folder we can write."""
-    d = Path(sweep_dir)
+    d = loc(sweep_dir)
     if d.exists() and not d.is_dir():
         raise InputError(f"{d}: exists and is not a folder")
     m = d / MANIFEST

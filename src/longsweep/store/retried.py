@@ -24,18 +24,17 @@ a ``retried`` entry with both attempts of every key.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from longsweep.results import parquet_files, write_manifest
+from longsweep.store.location import Loc, loc
+from longsweep.store.manifest import write_manifest
+from longsweep.store.tables import file_columns, parquet_files, read_file, replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -44,14 +43,14 @@ ATTEMPT = ("status", "error_kind", "error", "attempts", "finished_at", "sweep_id
 _LOCK = threading.Lock()  # the sweeps of several models in one process share the table's files
 
 
-def _located(table_dir: Path, want: set[str], column: str = "item_key") -> list[dict[str, Any]]:
+def _located(table_dir: Loc, want: set[str], column: str = "item_key") -> list[dict[str, Any]]:
     """Every row (not deduplicated) whose ``column`` (``item_key`` falls back to ``key``) is in ``want``,
     with its file name and index and the columns of an attempt."""
     out = []
     for fi, f in enumerate(parquet_files(table_dir)):
         try:
-            names = pq.read_schema(f).names
-            t = pq.read_table(f, columns=[c for c in ("key", "item_key", *ATTEMPT) if c in names])
+            names = file_columns(f)
+            t = read_file(f, [c for c in ("key", "item_key", *ATTEMPT) if c in names])
         except Exception as e:  # noqa: BLE001 - an unreadable file is left to the quarantine
             logger.warning("%s: unreadable, left as it is (%s)", f, e)
             continue
@@ -69,39 +68,26 @@ def _attempt(r: dict[str, Any]) -> dict[str, Any]:
     return a
 
 
-def _write_atomic(t: pa.Table, dest: Path) -> None:
-    tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        pq.write_table(t, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def drop_rows(table_dir: Path, drops: dict[str, list[int]], archive_dir: Path) -> int:
+def drop_rows(table_dir: Loc, drops: dict[str, list[int]], archive_dir: Loc) -> int:
     """Move rows (file name -> row indexes) out of ``table_dir`` into ``archive_dir``: the archive is written
     first, then each file is replaced by a copy without them (or removed when nothing is left)."""
     n = 0
     for name, idx in sorted(drops.items()):
-        path = Path(table_dir) / name
-        t = pq.read_table(path)
+        path = table_dir / name
+        t = read_file(path)
         mask = np.ones(t.num_rows, dtype=bool)
         mask[sorted(set(idx))] = False
-        archive_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(t.filter(pa.array(~mask)), archive_dir / f"{path.stem}-{uuid.uuid4().hex[:8]}.parquet")
+        replace_file(archive_dir / f"{name.rsplit('.', 1)[0]}-{uuid.uuid4().hex[:8]}.parquet", t.filter(pa.array(~mask)))
         kept = t.filter(pa.array(mask))
         if kept.num_rows:
-            _write_atomic(kept, path)
+            replace_file(path, kept)
         else:
             path.unlink()
         n += int((~mask).sum())
     return n
 
 
-def supersede(table_dir: Path, archive_dir: Path, rows: list[dict[str, Any]],
+def supersede(table_dir: Loc, archive_dir: Loc, rows: list[dict[str, Any]],
               old: set[tuple[str, str]] | None = None) -> list[str]:
     """Keep one row per key among ``rows`` (from ``_located``): a row not in ``old`` (file, key) first, then
     the newest ``finished_at``, then the later file and row, as ``results.dedupe`` does. Returns the keys
@@ -124,18 +110,18 @@ def supersede(table_dir: Path, archive_dir: Path, rows: list[dict[str, Any]],
     return sorted(replaced)
 
 
-def prune_companion(sweep_dir: Path, table: str, unique: tuple[str, ...], current: dict[str, str | None],
-                    keys: set[str], archive_dir: Path) -> int:
+def prune_companion(sweep_dir: Loc, table: str, unique: tuple[str, ...], current: dict[str, str | None],
+                    keys: set[str], archive_dir: Loc) -> int:
     """Rows of companion ``table`` whose key is in ``keys`` keep only those of the key's current row in
     ``current`` (same ``finished_at``; a key without a row keeps none), once each (``unique``); the others
     move to ``archive_dir``."""
-    cdir = Path(sweep_dir) / table
+    cdir = sweep_dir / table
     keep: dict[tuple, tuple[int, int, str]] = {}
     drops: dict[str, list[int]] = {}
     for fi, f in enumerate(parquet_files(cdir)):
         try:
-            names = pq.read_schema(f).names
-            t = pq.read_table(f, columns=[c for c in dict.fromkeys(("key", "finished_at", *unique)) if c in names])
+            names = file_columns(f)
+            t = read_file(f, [c for c in dict.fromkeys(("key", "finished_at", *unique)) if c in names])
         except Exception:  # noqa: BLE001 - an unreadable file is left as it is
             continue
         for i, r in enumerate(t.to_pylist()):
@@ -157,7 +143,7 @@ class Retry:
     """A retry under way for one model's plan."""
 
     job: Any
-    sweep_dir: Path
+    sweep_dir: Loc
     kinds: list[str]
     done: dict[str, int]  # the rows written per item key, less the items to run again
     scope: set[str]  # item keys of this model's plan: the only keys touched
@@ -165,7 +151,7 @@ class Retry:
     first: dict[str, dict[str, Any]]  # row key -> its first attempt
 
     @property
-    def table_dir(self) -> Path:
+    def table_dir(self) -> Loc:
         return self.sweep_dir / self.job.table
 
     def finish(self, sweep_id: str, model_name: str | None = None) -> dict[str, Any]:
@@ -191,13 +177,13 @@ class Retry:
         return record
 
 
-def begin_retry(job: Any, sweep_dir: str | Path, planned: Any, done: dict[str, int]) -> Retry | None:
+def begin_retry(job: Any, sweep_dir: str | Loc, planned: Any, done: dict[str, int]) -> Retry | None:
     """None unless ``job.options.retry_errors`` is set; else the retry of this model's error keys, whose
     ``done`` leaves them out. Keys an earlier retry left with two rows (it was stopped) are tidied first."""
     kinds = getattr(getattr(job, "options", None), "retry_errors", None)
     if kinds is None:
         return None
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = loc(sweep_dir)
     table_dir = sweep_dir / job.table
     scope = {it.key for it in planned.items} | {r.get("item_key") or r["key"] for r in planned.error_rows}
     with _LOCK:
