@@ -8,6 +8,7 @@ import contextlib
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def parse_actors(s: str | None, default: tuple[int, int] = (1, 1)) -> tuple[int,
 
 def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path | Loc, str]:
     """``--out`` (a folder, or an object-store URI such as ``s3://bucket/prefix``; its name is the sweep id
-    unless ``--sweep-id``), else ``results/<sweep_id>`` here."""
+    unless ``--sweep-id``), else ``$LONGSWEEP_OUT/<sweep_id>`` when that is set, else ``results/<sweep_id>``."""
     if args.out and is_uri(args.out):
         try:
             out = loc(args.out)
@@ -57,6 +58,10 @@ def sweep_dir_for(args: argparse.Namespace, prefix: str) -> tuple[Path | Loc, st
             raise InputError(f"--out {out}: {up} is a file, not a folder")
         return out, args.sweep_id or out.name
     sid = args.sweep_id or new_sweep_id(prefix)
+    root = os.environ.get("LONGSWEEP_OUT")  # a cluster's default, e.g. s3://bucket/longsweep (cluster.yaml)
+    if root:
+        args.out = f"{root.rstrip('/')}/{sid}"
+        return sweep_dir_for(args, prefix)
     return Path.cwd() / "results" / sid, sid
 
 

@@ -49,7 +49,7 @@ def test_nodes_run_rays_images_with_python_311_and_cuda_on_the_gpu_workers():
 def test_project_is_installed_from_the_synced_folder_and_vllm_on_gpu_workers_only():
     cfg = _cfg()
     (remote,) = [r for r, local in cfg["file_mounts"].items() if local == "."]
-    assert any(c.startswith(f"cd {remote} && ") and "pip install" in c and "'.[llama]'" in c
+    assert any(c.startswith(f"cd {remote} && ") and "pip install" in c and "'.[llama,s3]'" in c
                for c in cfg["setup_commands"])
     everywhere = " ".join(cfg["setup_commands"] + cfg["head_setup_commands"] + cfg["initialization_commands"])
     assert "vllm" not in everywhere
@@ -115,3 +115,19 @@ def test_readme_cluster_model_fits_the_cluster_gpus():
     assert sizes == {gpu_gb}, "the README checks the model against a GPU size the cluster does not have"
     assert check_model(get_model(model), gpu_gb).ok
     assert not check_model(get_model("default"), gpu_gb).ok  # the check can fail on these GPUs
+
+
+def test_the_cluster_writes_to_a_bucket_set_in_one_place_and_the_readme_reads_it_there():
+    cfg = _cfg()
+    text = (PROJECT_ROOT / "cluster.yaml").read_text()
+    (env,) = [o for o in cfg["docker"]["run_options"] if "LONGSWEEP_OUT=" in o]
+    root = env.split("LONGSWEEP_OUT=", 1)[1]
+    assert root.startswith("s3://") and text.count(root.split("/")[2]) == 1 + text.count("Replace " + root.split("/")[2])
+    for t in cfg["available_node_types"].values():
+        assert t["node_config"].get("IamInstanceProfile"), "every node reaches the bucket through its role"
+    cmds = _cluster_block()
+    assert not [c for c in cmds if "rsync-down" in c], "rows are in the bucket, not on the head's disk"
+    (submit,) = [shlex.split(c) for c in cmds if c.startswith("ray job submit")]
+    assert "--out" not in submit  # the bucket of cluster.yaml (LONGSWEEP_OUT)
+    sid = submit[submit.index("--sweep-id") + 1]
+    assert [c for c in cmds if c.startswith(f"longsweep report {root}/{sid}")]

@@ -15,36 +15,37 @@ from pathlib import Path
 from typing import Any
 
 from longsweep.reporting.parts import Raw, page
+from longsweep.store import Loc, loc, read_file
 
 MAX_ITEMS = 300
 REVIEW_PLOTS = ("rating_by_version", "truncation_rate", "review_tokens_per_s")
 STORY_PLOTS = ("completion_per_turn", "story_tokens_per_s")
 
 
-def _manifest(folder: Path) -> dict[str, Any]:
+def _manifest(folder: Loc) -> dict[str, Any]:
     try:
         return json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _same(a: Any, b: Path) -> bool:
+def _same(a: Any, b: Loc) -> bool:
     try:
-        return bool(a) and Path(a).resolve() == b.resolve()
+        return bool(a) and loc(a) == b
     except (OSError, ValueError):
         return False
 
 
-def find_judged(root: Path) -> list[Path]:
+def find_judged(root: Loc) -> list[Loc]:
     """Judged folders beside ``root`` or inside it whose manifest names ``root`` (or one of its sweep
     folders) as their source."""
     if not root.is_dir():
         return []
-    sources = [root, *(p for p in root.iterdir() if p.is_dir())]
-    near = [*(p for p in root.parent.iterdir() if p.is_dir()), *sources[1:]]
+    sources = [root, *root.folders()]
+    near = [*root.parent.folders(), *sources[1:]]
     out = []
     for d in near:
-        if (d / "judgments").is_dir() and d.resolve() != root.resolve():
+        if (d / "judgments").is_dir() and d != root:
             m = _manifest(d)
             src = (m.get("config") or {}).get("source")
             if m.get("job") == "judge" and any(_same(src, s) for s in sources):
@@ -54,16 +55,15 @@ def find_judged(root: Path) -> list[Path]:
 
 def judgment_rows(dirs: list[Path]) -> list[dict[str, Any]]:
     """The rows of every readable ``judgments/*.parquet`` under the folders (and their sub-folders)."""
-    import pyarrow.parquet as pq
     rows: list[dict[str, Any]] = []
-    seen: set[Path] = set()
-    for d in dirs:
-        for f in sorted([*d.glob("judgments/*.parquet"), *d.glob("*/judgments/*.parquet")]):
-            if f.resolve() in seen:
+    seen: set[str] = set()
+    for d in map(loc, dirs):
+        for f in [*d.glob("judgments/*.parquet"), *d.glob("*/judgments/*.parquet")]:
+            if f.path in seen or f.name.startswith("."):
                 continue
-            seen.add(f.resolve())
+            seen.add(f.path)
             try:
-                rows += pq.read_table(f).to_pylist()
+                rows += read_file(f).to_pylist()
             except Exception:  # noqa: BLE001 - a file cut by a killed writer: skipped, as the report does
                 continue
     return rows
@@ -73,13 +73,13 @@ def _plots(tmp: Path, names: tuple[str, ...]) -> list[Path]:
     return [tmp / f"{n}.png" for n in names if (tmp / f"{n}.png").exists()]
 
 
-def source_of(root: Path) -> list[Path]:
+def source_of(root: Loc) -> list[Loc]:
     """The source folder a judged folder's manifest names, when it is there."""
     src = (_manifest(root).get("config") or {}).get("source") if _manifest(root).get("job") == "judge" else None
-    return [Path(src)] if src and Path(src).is_dir() else []
+    return [loc(src)] if src and loc(src).is_dir() else []
 
 
-def _source_stories(rep: dict[str, Any], root: Path) -> None:
+def _source_stories(rep: dict[str, Any], root: Loc) -> None:
     """A judged folder alone: its stories come from the source folder its manifest names, when it is there."""
     src = source_of(root)
     if "stories" in rep or not src:
@@ -101,10 +101,10 @@ def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_it
     from longsweep.reporting.plots import write_plots
     from longsweep.reporting import reviews, runinfo, stories
 
-    root = Path(results_dir)
+    root = loc(results_dir)
     rep = build_report(root)
     _source_stories(rep, root)
-    extra = [Path(j) for j in judged] + [j for j in find_judged(root) if j not in [Path(x) for x in judged]]
+    extra = [loc(j) for j in judged] + [j for j in find_judged(root) if j not in [loc(x) for x in judged]]
     jrows = judgment_rows([root, *extra])
     sections, nav = [], []
     with tempfile.TemporaryDirectory(prefix="longsweep-html-") as t:
@@ -137,7 +137,7 @@ def build_html(results_dir: str | Path, *, judged: list[str | Path] = (), max_it
         tables["judgments"] = jrows
         sections.append(runinfo.errors_section(tables))
         nav.append(("errors", "Errors"))
-    return page(f"longsweep: {root.resolve().name}", nav, Raw("".join(sections)))
+    return page(f"longsweep: {root.name}", nav, Raw("".join(sections)))
 
 
 def write_html(results_dir: str | Path, out: str | Path, **kw: Any) -> Path:

@@ -116,6 +116,9 @@ class Loc:
     def __hash__(self) -> int:
         return hash(self.path)
 
+    def __lt__(self, other: "Loc") -> bool:
+        return self.path < other.path
+
     def __fspath__(self) -> str:
         if not self.local:
             raise TypeError(f"{self.uri} is not a local path")
