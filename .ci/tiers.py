@@ -1,6 +1,7 @@
 """Run CI's steps in order, time each one, and enforce the time budget.
 
-Each step is a shell command (by default: the set-up, then `make test`, `make test-slow`, `make test-vllm`).
+Each step is a shell command (by default: the set-up, then `make test`, a headless Chromium when there is none
+(.ci/browser.sh), `make test-slow`, `make test-vllm`).
 Its output goes to the terminal as it comes and is kept, so that the `--durations` tables pytest prints can be
 read afterwards. At the end one line per step gives its wall time against its own budget; past the warning
 limit (50 minutes by default) a warning names the slowest tests of the whole run, and past the failure limit
@@ -24,6 +25,7 @@ import time
 STEPS = [
     ("setup", "make setup setup-vllm hf-model tiny-vlm", 900),
     ("make test", "make test", 900),
+    ("browser", "bash .ci/browser.sh", 300),  # Debian's chromium for the report's browser test, when missing
     ("make test-slow", "make test-slow", 900),
     ("make test-vllm", "make test-vllm", 1200),
 ]

@@ -177,3 +177,17 @@ def test_view_rebuilds_on_reload(folders, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_a_criterion_with_no_parsed_answer_on_a_turn_leaves_a_gap_in_the_plots(folders, tmp_path):
+    """A small judge often answers no criterion it can parse on one turn: that turn's mean is None, and the
+    judge's plots (on the page and from ``report --plots``) are drawn without it instead of failing."""
+    _, judged = folders
+    bad = shutil.copytree(judged, tmp_path / "judged")
+    failed = {**_judgment(_story("s1", 1, "x"), "pacing", None), "status": "error", "error": "no score",
+              "error_kind": "unparseable_judgment"}
+    _write(bad, "judgments", [failed, _judgment(_story("s1", 2, "x"), "pacing", 4)], "part-1.parquet")
+    text = _page(bad, tmp_path)
+    assert "pacing" in text and "unparseable_judgment" in text
+    assert main(["report", str(bad), "--plots", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "judge_scores_per_turn.png").is_file()

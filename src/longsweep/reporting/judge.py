@@ -262,8 +262,13 @@ def _paired_lines(p: dict[str, Any] | None) -> list[str]:
 
 
 
+def _mid(rows: list[dict[str, Any]], mid: str) -> np.ndarray:
+    """The means as floats: a criterion none of whose answers parsed has no mean (None: not drawn)."""
+    return np.array([r[mid] for r in rows], dtype=float)
+
+
 def _err(rows: list[dict[str, Any]], mid: str) -> np.ndarray:
-    m = np.array([r[mid] for r in rows], dtype=float)
+    m = _mid(rows, mid)
     lo = np.array([r["ci_low"] for r in rows], dtype=float)
     hi = np.array([r["ci_high"] for r in rows], dtype=float)
     return np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)])
@@ -278,7 +283,7 @@ def _scores_plot(rows: list[dict[str, Any]], path: Path, written: list[Path]) ->
         rs = [r for r in rows if (r["source_model"], r["judge"]) == g]
         offset = 0.8 * (i - (len(groups) - 1) / 2) / max(len(groups), 1)
         y = np.array([crits.index(r["criterion"]) for r in rs]) + offset
-        ax.errorbar([r["mean"] for r in rs], y, xerr=_err(rs, "mean"), fmt="o", capsize=3,
+        ax.errorbar(_mid(rs, "mean"), y, xerr=_err(rs, "mean"), fmt="o", capsize=3,
                     label=f"{g[0]} / judge {g[1]}")
     ax.set_yticks(range(len(crits)), crits)
     ax.invert_yaxis()
@@ -298,7 +303,7 @@ def _per_turn_plot(rows: list[dict[str, Any]], path: Path, written: list[Path]) 
         for g in dict.fromkeys((r["source_model"], r["judge"]) for r in rows if r["criterion"] == crit):
             rs = sorted((r for r in rows if r["criterion"] == crit and (r["source_model"], r["judge"]) == g),
                         key=lambda r: r["turn"])
-            ax.errorbar([r["turn"] for r in rs], [r["mean"] for r in rs], yerr=_err(rs, "mean"), fmt="o-", capsize=2,
+            ax.errorbar([r["turn"] for r in rs], _mid(rs, "mean"), yerr=_err(rs, "mean"), fmt="o-", capsize=2,
                         label=f"{g[0]} / {g[1]}")
         ax.set(title=crit, xlabel="turn", ylabel="score")
         ax.xaxis.get_major_locator().set_params(integer=True)
