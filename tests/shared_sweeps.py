@@ -39,23 +39,35 @@ def _sequences(root: Path) -> Path:
     return seqs
 
 
+SHARED_PREFIX = "shared/sweep"
+
+
+def review_args(root: Path, out: str) -> list[str]:
+    """The shared review sweep's command line (a rerun with ``--retry-errors`` repeats it)."""
+    return ["review", str(root / "papers"), "--model", "smollm2-135m", "--window", "1536", "--versions", "v1,v2",
+            "--config", str(root / "review.yaml"), "--actors", "2", "--batch-items", "2", "--out", out]
+
+
 @pytest.fixture(scope="session")
-def shared_sweep(ray_local, smollm, papers_dir, tmp_path_factory) -> Path:
-    """One sweep folder with ``reviews/`` and ``stories/``, both written through the CLI in-process on the
-    session Ray with 2 actors: 3 papers (2 generated samples, one real PDF) x v1, v2 x 2 runs at a 1,536-token
-    window (every paper is cut), and 2 story sequences x 3 turns at a 600-token window (later turns windowed)."""
+def shared_sweep(ray_local, smollm, papers_dir, tmp_path_factory, s3) -> Path:
+    """One sweep with ``reviews/`` and ``stories/``, both written through the CLI in-process on the session Ray
+    with 2 actors, into the test S3 server (``s3.uri(SHARED_PREFIX)``: Ray Data's writes, the workers' story
+    and reviewer sinks, the manifest and the lease all go to the object store): 3 papers (2 generated samples,
+    one real PDF) x v1, v2 x 2 runs at a 1,536-token window (every paper is cut), and 2 story sequences x 3
+    turns at a 600-token window (later turns windowed). Returned: a local copy of that prefix, for the tests
+    that read it with pandas, polars and duckdb (tests/integration/test_store_s3.py reads the bucket)."""
     from longsweep.cli import main
     root = tmp_path_factory.mktemp("shared")
-    papers = _papers(root, papers_dir)
+    _papers(root, papers_dir)
     (root / "review.yaml").write_text(REVIEW_OPTIONS)
     (root / "stories.yaml").write_text(STORY_OPTIONS)
-    out = root / "sweep"
-    code = main(["review", str(papers), "--model", "smollm2-135m", "--window", "1536", "--versions", "v1,v2",
-                 "--config", str(root / "review.yaml"), "--actors", "2", "--batch-items", "2", "--out", str(out)])
-    assert code in (0, 1)
+    uri = s3.uri(SHARED_PREFIX)
+    assert main(review_args(root, uri)) in (0, 1)
     code = main(["stories", str(_sequences(root)), "--model", "smollm2-135m", "--max-tokens", "96", "--window",
-                 "600", "--config", str(root / "stories.yaml"), "--actors", "2", "--out", str(out)])
+                 "600", "--config", str(root / "stories.yaml"), "--actors", "2", "--out", uri])
     assert code in (0, 1)
+    out = root / "sweep"
+    s3.download(SHARED_PREFIX, out)
     return out
 
 

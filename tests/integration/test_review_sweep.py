@@ -71,36 +71,40 @@ def papers(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes_only_missing_keys(papers, tmp_path):
-    """SIGKILL the CLI part way, rerun with --resume: only missing keys run, nothing written is rewritten."""
-    out = tmp_path / "sweep"
+def test_killed_sweep_resumes_only_missing_keys(papers, tmp_path, s3):
+    """SIGKILL the CLI part way through a sweep into object storage (the test S3 server; the credentials in
+    the environment, as a user exports them), rerun with --resume: the dead driver's lease is taken over,
+    only missing keys run, nothing written is rewritten."""
+    from longsweep.store import loc, read_table
+    out = loc(s3.uri(f"killed/{tmp_path.name}"))
     cmd = [sys.executable, "-m", "longsweep.cli", "review", str(papers), "--model", "smollm2-135m",
            "--window", "1024", "--runs", "1", "--versions", "v1", "--actors", "1", "--batch-items", "1",
-           "--out", str(out)]
+           "--out", out.uri]
     env_cfg = tmp_path / "review.yaml"
     env_cfg.write_text("completion_reserve: 96\nrepetition_penalty: 1.3\ntemperature: 0.7\n")
     cmd += ["--config", str(env_cfg)]
+    reviews = out / "reviews"
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
             # the first file written by a worker (files of driver-side error rows start with "driver_")
-            if any(not p.name.startswith("driver_") for p in (out / "reviews").glob("*.parquet")):
+            if any(not p.name.startswith("driver_") for p in reviews.files(".parquet")):
                 break
     finally:
         if proc.poll() is None:
             import os
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in (out / "reviews").glob("*.parquet")}
-    done_before = {r["key"] for r in pq.read_table(out / "reviews").to_pylist()}
+    before = {p.name: p.read_bytes() for p in reviews.files(".parquet")}
+    done_before = set(read_table(reviews).column("key").to_pylist())
     assert 0 < len(done_before) < 4, "the kill should land part way through"
+    assert (out / "lease.json").exists(), "the killed driver's lease is still there"
     res = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=900)
     assert res.returncode in (0, 1), res.stdout + res.stderr
     assert f"{len(done_before)} already done" in res.stdout
-    rows = pq.read_table(out / "reviews").to_pylist()
-    keys = [r["key"] for r in rows]
+    keys = read_table(reviews).column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 4
-    for name, mtime in before.items():  # nothing written before was rewritten
-        assert (out / "reviews" / name).stat().st_mtime_ns == mtime
+    for name, data in before.items():  # nothing written before was rewritten
+        assert (reviews / name).read_bytes() == data

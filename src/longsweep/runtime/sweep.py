@@ -194,12 +194,14 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
                         waiter=ResourceWait(spec, settings.wait_for_resources), model=spec.name)
     progress.done = progress.errors = n_fresh  # driver-side error rows count against the limit too
     # Ray Data removes an output folder it created itself when its write got no rows, which would take the
-    # rows workers write through their sinks with it: the folder exists before the write starts.
+    # rows workers write through their sinks with it: the folder exists before the write starts, and on an
+    # object store (no folders: nothing to create) Ray Data is told not to create one (try_create_dir).
     table_dir.mkdir()
     try:
         with progress, OrphanSweeper(remote_args):
             # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
-            ds.write_parquet(table_dir.path, filesystem=table_dir.fs, ray_remote_args={"num_cpus": 0})
+            ds.write_parquet(table_dir.path, filesystem=table_dir.fs, try_create_dir=table_dir.local,
+                             ray_remote_args={"num_cpus": 0})
     except KeyboardInterrupt:
         if progress.fatal:  # no node that can hold one actor joined within --wait-for-resources
             write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
