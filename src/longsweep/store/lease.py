@@ -171,7 +171,7 @@ def acquire(sweep_dir: str | Path, *, command: str | None = None) -> Lease:
     where = loc(sweep_dir)
     if not where.local:
         from longsweep.store.lease_s3 import acquire_remote
-        remote = acquire_remote(where / LEASE_FILE, info, busy=_busy)
+        remote = acquire_remote(where / LEASE_FILE, info, busy=_busy, stale_reason=stale_reason)
         return Lease(where / LEASE_FILE, info["token"], info, remote=remote)
     sweep_dir = Path(where.path)
     sweep_dir.mkdir(parents=True, exist_ok=True)

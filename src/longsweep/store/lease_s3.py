@@ -128,9 +128,10 @@ class ReadBackLease:
             self.where.unlink()
 
 
-def acquire_remote(where: Loc, info: dict[str, Any], *, busy: Callable[..., Exception]) -> Any:
-    """Take the lease at ``where`` or raise ``busy(where.parent, content, age)``."""
-    from longsweep.store.lease import stale_reason
+def acquire_remote(where: Loc, info: dict[str, Any], *, busy: Callable[..., Exception],
+                   stale_reason: Callable[[dict[str, Any], float], str | None]) -> Any:
+    """Take the lease at ``where`` or raise ``busy(where.parent, content, age)``; a lease is taken over when
+    ``stale_reason(content, age)`` says why it no longer holds (store/lease.py's rules)."""
     scheme = where.uri.split("://", 1)[0].lower()
     lease = RemoteLease(where, info) if scheme in ("s3", "s3a") else ReadBackLease(where, info)
     for _ in range(3):
