@@ -136,3 +136,48 @@ def test_the_limit_cannot_interrupt_once_the_write_has_ended(tmp_path):
     p._loop()
     t.join()
     assert p.stop_reason is not None and hit == [] and "stopping" not in out.getvalue()
+
+
+def test_a_terminal_gets_one_live_bar_per_model_and_a_pipe_plain_lines(tmp_path, monkeypatch):
+    """On a terminal (a pty here) each model's Progress draws a tqdm bar on a line of its own, redrawn in
+    place (carriage returns, no new line per update), and ends with the plain line; LONGSWEEP_PROGRESS=lines
+    (or a pipe) keeps the plain lines."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    tty = os.fdopen(slave, "w", buffering=1)
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                chunks.append(os.read(master, 65536))
+            except OSError:
+                return
+    threading.Thread(target=drain, daemon=True).start()
+    monkeypatch.delenv("LONGSWEEP_PROGRESS", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    with Progress(tmp_path, total=2, already=0, stream=tty, poll_s=0.05, every_s=0.01, model="m1") as a, \
+            Progress(tmp_path, total=1, already=0, stream=tty, poll_s=0.05, every_s=0.01, model="m2") as b:
+        assert a._bar is not None and b._bar is not None and a._bar.slot != b._bar.slot
+        pq.write_table(pa.table({"status": ["ok", "ok"], "completion_tokens": [3, 4], "model": ["m1", "m1"]}),
+                       tmp_path / "a.parquet")
+        time.sleep(0.5)
+    tty.close()
+    time.sleep(0.2)
+    out = b"".join(chunks).decode(errors="replace")
+    assert "[longsweep] m1 " in out and "2/2 [" in out and "[longsweep] m2 " in out and "0/1 [" in out
+    assert "\r" in out and out.count("[longsweep] rows") == 2  # redrawn in place; the plain line once, at the end
+    assert "rows 2/2 (+0 done before)" in out and "(m1)" in out and "rows 0/1" in out
+    monkeypatch.setenv("LONGSWEEP_PROGRESS", "lines")
+    plain = io.StringIO()
+    plain.isatty = lambda: True
+    with Progress(tmp_path / "x", total=1, already=0, stream=plain) as c:
+        assert c._bar is None

@@ -8,6 +8,10 @@ models run at once), which stops the Ray Data execution. While no node can hold 
 (an autoscaler still adding one), the line says so, and after ``--wait-for-resources`` the
 sweep stops with ``fatal`` set.
 
+Where stderr is a terminal, the line is a live bar instead (``_Bar``, tqdm: one bar per model, redrawn
+every second); elsewhere (a pipe, a file, ``LONGSWEEP_PROGRESS=lines``) a plain line every ``every_s``. The
+last line of a model is the plain line in both cases.
+
 ``ticker(label)`` prints a line every few seconds while a command plans, before any Progress starts.
 """
 
@@ -28,6 +32,8 @@ from longsweep.store import Loc, loc, parquet_files
 from longsweep.runtime.signals import interruptible, raise_in_thread
 
 _started = threading.Event()  # a Progress of this process has started: planning is over
+_slots_lock = threading.Lock()
+_slots: set[int] = set()  # the terminal lines that live bars hold (several models at once: one line each)
 
 
 def _parquet_names(d: Loc) -> list[str]:
@@ -35,6 +41,69 @@ def _parquet_names(d: Loc) -> list[str]:
         return [f.name for f in parquet_files(d)]
     except OSError:  # an object store that did not answer this time: the next poll asks again
         return []
+
+
+class _Stream:
+    """tqdm's file: each write looks ``sys.stderr`` up again (see ``Progress.stream``). One per stream, shared
+    by the bars on it, so that a line written above them clears and redraws all of them."""
+
+    _of: dict[int, "_Stream"] = {}
+
+    def __init__(self, stream):
+        self.fixed = stream
+
+    @classmethod
+    def of(cls, stream) -> "_Stream":
+        with _slots_lock:
+            return cls._of.setdefault(id(stream), cls(stream))
+
+    @property
+    def out(self):
+        return self.fixed or sys.stderr
+
+    def write(self, s: str) -> int:
+        return self.out.write(s)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def fileno(self) -> int:  # tqdm reads the terminal's width from it
+        return self.out.fileno()
+
+    def isatty(self) -> bool:
+        return True
+
+
+class _Bar:
+    """One model's live bar on the terminal: rows done/total, errors, tokens/s, elapsed and ETA."""
+
+    def __init__(self, p: "Progress"):
+        from tqdm import tqdm
+        with _slots_lock:
+            self.slot = min(set(range(len(_slots) + 1)) - _slots)
+            _slots.add(self.slot)
+        self.p, self.file = p, _Stream.of(p._stream)
+        self.bar = tqdm(total=p.total, initial=p.done, desc=f"[longsweep] {p.model or 'rows'}", file=self.file,
+                        position=self.slot, leave=False, dynamic_ncols=True, unit="row", mininterval=0.5,
+                        bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
+
+    def update(self) -> None:
+        p = self.p
+        el = time.perf_counter() - p.t0
+        note = p.waiter.note() if p.waiter is not None else None
+        self.bar.n = min(p.done, p.total)
+        self.bar.set_postfix_str(f"errors {p.errors}  {p.tokens / el if el > 0 else 0:.1f} tok/s"
+                                 + (f"  -- {note}" if note else ""), refresh=False)
+        self.bar.refresh()
+
+    def write(self, text: str) -> None:
+        """A line above the bars (they are redrawn below it)."""
+        self.bar.write(text, file=self.file)
+
+    def close(self) -> None:
+        self.bar.close()
+        with _slots_lock:
+            _slots.discard(self.slot)
 
 
 class Progress:
@@ -56,6 +125,7 @@ class Progress:
         self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
         self._owner: int | None = None
         self._reg = interruptible()
+        self._bar: _Bar | None = None
 
     @property
     def stream(self):
@@ -67,6 +137,9 @@ class Progress:
         self._owner = threading.get_ident()
         self._reg.__enter__()  # a signal interrupts this thread too when it is not the main one
         _started.set()
+        from longsweep.runtime.quiet import live_terminal
+        if live_terminal(self.stream):
+            self._bar = _Bar(self)
         self._thread.start()
         return self
 
@@ -76,7 +149,17 @@ class Progress:
         self._thread.join(timeout=10)
         self._reg.__exit__(None, None, None)
         self.poll()
-        self.stream.write(self.line() + "\n")
+        self.say(self.line())
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def say(self, text: str) -> None:
+        """One line of ours: above the live bars when there are some."""
+        if self._bar is not None:
+            self._bar.write(text)
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
 
     def poll(self) -> None:
@@ -121,14 +204,12 @@ class Progress:
         was = self.waiter.note() is not None
         self.waiter.poll()
         if not was and self.waiter.note() is not None:  # the wait began: say so at once
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
+            self.say(self.line())
         self.fatal = self.waiter.expired()
         return self.fatal
 
     def _interrupt(self, why: str) -> None:
-        self.stream.write(f"[longsweep] stopping: {why}\n")
-        self.stream.flush()
+        self.say(f"[longsweep] stopping: {why}")
         # the sweep's blocking write ends with KeyboardInterrupt in the thread that runs it
         raise_in_thread(self._owner or threading.main_thread().ident, KeyboardInterrupt)
 
@@ -141,10 +222,11 @@ class Progress:
                     if not self._stop.is_set():
                         self._interrupt(self.stop_reason or self.fatal or "")
                 return
-            if time.perf_counter() - last >= self.every:
+            if self._bar is not None:
+                self._bar.update()
+            elif time.perf_counter() - last >= self.every:
                 last = time.perf_counter()
-                self.stream.write(self.line() + "\n")
-                self.stream.flush()
+                self.say(self.line())
 
 
 @contextlib.contextmanager

@@ -98,3 +98,14 @@ def native_stderr_to_log() -> Iterator[str | None]:
         for h in handlers:
             h.setStream(old)
         os.close(saved)
+
+
+def live_terminal(stream) -> bool:
+    """Whether ``stream`` is a terminal that can hold a live progress bar (not a pipe, a file or a ``dumb``
+    terminal; ``LONGSWEEP_PROGRESS=lines`` asks for the plain line every few seconds anyway)."""
+    if os.environ.get("LONGSWEEP_PROGRESS", "").lower() == "lines" or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
