@@ -17,27 +17,30 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from longsweep.store import Loc, loc
+
 logger = logging.getLogger(__name__)
 
 
-def signature(folders: list[Path]) -> tuple:
-    """What the page is built from: every Parquet file and manifest under the folders, with size and time."""
+def signature(folders: list[Loc]) -> tuple:
+    """What the page is built from: every Parquet file and manifest under the folders (a local folder or an
+    object-store URI), with size and time."""
     out = []
     for d in folders:
         for pattern in ("*.json", "*/*.json", "*/*.parquet", "*/*/*.json", "*/*/*.parquet"):
             for f in d.glob(pattern):
                 try:
-                    st = f.stat()
+                    st = f.info()
                 except OSError:
                     continue
-                out.append((str(f), st.st_size, st.st_mtime_ns))
+                out.append((str(f), st.size, st.mtime_ns))
     return tuple(sorted(out))
 
 
 class Pages:
     """The page, built again when the files it is built from changed since the last request."""
 
-    def __init__(self, results_dir: Path, kw: dict[str, Any]):
+    def __init__(self, results_dir: Loc, kw: dict[str, Any]):
         self.root, self.kw = results_dir, kw
         self.lock = threading.Lock()
         self.sig: tuple | None = None
@@ -46,7 +49,7 @@ class Pages:
     def get(self) -> bytes:
         from longsweep.reporting.page import build_html, find_judged, source_of
         with self.lock:  # one build at a time; a reload during a build waits for it
-            folders = [self.root, *map(Path, self.kw.get("judged") or []), *find_judged(self.root),
+            folders = [self.root, *map(loc, self.kw.get("judged") or []), *find_judged(self.root),
                        *source_of(self.root)]
             sig = signature(folders)
             if sig != self.sig:
@@ -63,7 +66,7 @@ def _handler(pages: Pages) -> type[BaseHTTPRequestHandler]:
             try:
                 self._send(200, "text/html; charset=utf-8", pages.get())
             except Exception as e:  # noqa: BLE001 - shown in the page, the server goes on
-                logger.warning("view: %s: %s", results_dir, e)
+                logger.warning("view: %s: %s", pages.root, e)
                 msg = f"<!DOCTYPE html><p>could not build the page: {html.escape(f'{type(e).__name__}: {e}')}</p>"
                 self._send(500, "text/html; charset=utf-8", msg.encode("utf-8"))
 
@@ -82,7 +85,7 @@ def _handler(pages: Pages) -> type[BaseHTTPRequestHandler]:
 
 def make_server(results_dir: str | Path, *, host: str = "127.0.0.1", port: int = 0, **kw: Any) -> ThreadingHTTPServer:
     """A server bound to ``host:port`` (0: a free port, read it from ``server.server_address``)."""
-    pages = Pages(Path(results_dir), kw)
+    pages = Pages(loc(results_dir), kw)
     srv = ThreadingHTTPServer((host, port), _handler(pages))
     srv.daemon_threads = True
     srv.pages = pages  # type: ignore[attr-defined]
