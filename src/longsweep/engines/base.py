@@ -88,6 +88,11 @@ class Engine(abc.ABC):
     def reset(self) -> None:
         """Drop model state carried between calls (KV cache / prefix cache)."""
 
+    def stats(self) -> dict[str, Any]:
+        """What the engine counts of itself since it loaded (vLLM: its KV block size and preemptions), for the
+        sweep's summary and manifest; {} when it counts nothing."""
+        return {}
+
     @abc.abstractmethod
     def close(self) -> None:
         """Free the model. Explicit, never ``__del__``."""

@@ -18,6 +18,7 @@ from longsweep.errors import EngineDeadError, EngineLoadError
 from longsweep.engines.hf_tokenizer import HFTokenizer
 
 logger = logging.getLogger(__name__)
+STATS_LOG_INTERVAL_S = 10**9  # vLLM logs its stats once per this many seconds: never, unless a user sets it
 
 
 def is_engine_dead(e: BaseException) -> bool:
@@ -34,6 +35,8 @@ class VllmEngine(Engine):
 
     def __init__(self, spec: ModelSpec):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in-process: 4 s start instead of 17 s
+        # the engine's stats are on (``stats``: preemptions), its periodic throughput log line is not
+        os.environ.setdefault("VLLM_LOG_STATS_INTERVAL", str(STATS_LOG_INTERVAL_S))
         try:
             import vllm
             from vllm.sampling_params import SamplingParams
@@ -50,6 +53,7 @@ class VllmEngine(Engine):
             # JSON without free whitespace between tokens: vLLM reads this only at the engine level (a request's
             # StructuredOutputsParams.disable_any_whitespace is ignored), and only with a named backend
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+            disable_log_stats=False,  # the scheduler's stats: preemptions (``stats``)
         )
         if v.tensor_parallel_size > 1:
             # one Ray worker per GPU, inside the placement group the sweep made for this actor
@@ -142,6 +146,22 @@ class VllmEngine(Engine):
                 logger.warning("aborted %d unfinished vLLM request(s) after a failed batch", len(ids))
         except Exception as e:  # noqa: BLE001 - best effort: internal API of vLLM's V1 engine
             logger.warning("could not abort unfinished vLLM requests: %s", e)
+
+    def stats(self) -> dict:
+        """The KV block size and the scheduler's preemptions so far (vLLM's ``vllm:num_preemptions`` counter,
+        read through ``LLM.get_metrics``); {} when the engine does not give them."""
+        out: dict = {}
+        try:
+            out["block_size"] = int(self._llm.llm_engine.vllm_config.cache_config.block_size)
+        except Exception:  # noqa: BLE001 - internal layout of vLLM's config
+            pass
+        try:
+            counters = [m for m in self._llm.get_metrics() if m.name == "vllm:num_preemptions"]
+        except Exception:  # noqa: BLE001 - stats off or another vLLM: no count rather than a failed batch
+            return out
+        if counters:
+            out["preemptions"] = sum(int(getattr(m, "value", 0) or 0) for m in counters)
+        return out
 
     def reset(self) -> None:
         if self._feed is not None:  # fed: only when no request runs, never under running ones

@@ -21,9 +21,11 @@ import pyarrow as pa
 from longsweep.config import ModelSpec
 from longsweep.errors import FatalError
 from longsweep.jobs.base import Job, Planned, WorkItem
+from longsweep.kvfit import PrefixHit, prefix_hit
 from longsweep.store.retried import begin_retry
 from longsweep.results import now_iso, to_table
 from longsweep.store import Loc, done_items, loc, publish_table, read_table, write_manifest
+from longsweep.runtime import engine_stats
 from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
 from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
@@ -45,6 +47,8 @@ class SweepSummary:
     wall_s: float = 0.0
     completion_tokens: int = 0
     stopped: str | None = None  # why the sweep stopped early (error limit), None when it ran to the end
+    prefix_cache: dict[str, Any] | None = None  # kvfit.PrefixHit.as_dict() of the ok rows; None: not reported
+    engine: dict[str, Any] | None = None  # the workers' own counts (runtime/engine_stats.py): preemptions
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,7 +64,8 @@ class SweepSummary:
         ] + ([f"STOPPED EARLY: {self.stopped}; rerun with --resume to go on"] if self.stopped else []) + [
             f"wall: {self.wall_s:.1f}s  completion tokens this run: {self.completion_tokens}"
             f"  ({self.tokens_per_s:.1f} tok/s)",
-        ] + [f"{k}: {v}" for k, v in self.extra.items()]
+        ] + [prefix_cache_line(self.prefix_cache)] + ([e] if (e := engine_stats.line(self.engine)) else []) + [
+            f"{k}: {v}" for k, v in self.extra.items()]
 
 
 @dataclass
@@ -136,7 +141,8 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started,
                         model=spec.name)
     summary.stopped = stopped
-    counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind}
+    counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind,
+              "prefix_cache": summary.prefix_cache, "engine": summary.engine}
     write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
                    model_name=spec.name, stopped=stopped, counts=counts)
     return summary
@@ -281,7 +287,8 @@ def _worker_cls():
 def summarize(table_dir: Loc, *, total: int, skipped: int, ran: int, wall_s: float, since: str,
               model: str | None = None) -> SweepSummary:
     """The counts of ``model``'s rows in the table (several models write one table), or of all rows."""
-    t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at", "model"])
+    t = read_table(table_dir, columns=["key", "status", "error_kind", "completion_tokens", "finished_at", "model",
+                                       "backend", "prompt_tokens", "cached_tokens"])
     s = SweepSummary(table_dir.parent, table_dir, total, skipped, ran, wall_s=wall_s)
     if t is None:
         return s
@@ -293,4 +300,13 @@ def summarize(table_dir: Loc, *, total: int, skipped: int, ran: int, wall_s: flo
     s.errors = s.rows - s.ok
     s.errors_by_kind = dict(Counter(r["error_kind"] or "unknown" for r in rows if r["status"] != "ok"))
     s.completion_tokens = sum(r["completion_tokens"] or 0 for r in rows if (r["finished_at"] or "") >= since)
+    s.engine = engine_stats.read(table_dir.parent, model)
+    hit = prefix_hit(rows, (s.engine or {}).get("block_size"))
+    s.prefix_cache = hit.as_dict() if hit else None
     return s
+
+
+def prefix_cache_line(d: dict[str, Any] | None) -> str:
+    """The summary's prefix-cache line: the hit rate against its ideal, or n/a where the engine gave none."""
+    return PrefixHit(**{k: v for k, v in d.items() if k != "rate"}).line() if d else \
+        "prefix cache: n/a (the engine reported no cached tokens)"

@@ -22,6 +22,7 @@ from longsweep.engines.registry import load_engine
 from longsweep.errors import EngineDeadError, EngineLoadError, FatalEngineError
 from longsweep.jobs.base import Job
 from longsweep.results import clean_text, to_table
+from longsweep.runtime import engine_stats
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.plan import unpack_batch
 from longsweep.runtime.sink import RowSink
@@ -63,6 +64,7 @@ class ModelWorker:
             logger.error("worker %s: engine dead (%s); exiting so Ray restarts it", self.ctx.worker_id, e)
             os._exit(EXIT_ENGINE_DEAD)
         self.sink.flush()
+        engine_stats.record(self.sink.dir.parent, self.ctx.spec.name, self.ctx.worker_id, self.engine.stats())
         logger.info("worker %s: %d items -> %d rows in %.2fs", self.ctx.worker_id, len(items), len(rows),
                     time.perf_counter() - t0)
         return to_table(rows, self.schema)
