@@ -32,3 +32,19 @@ def test_summary_has_the_hit_rate_its_ideal_and_preemptions(tmp_path):
     lines = b.lines()
     assert "prefix cache: n/a (the engine reported no cached tokens)" in lines
     assert not any(x.startswith("engine:") for x in lines)
+
+
+def test_report_shows_hit_ideal_and_preemptions_or_na(tmp_path):
+    from longsweep.reporting.tables import build_report, format_text, public
+    rows = _rows("a", "vllm", [0, 256, 256]) + _rows("b", "llama_cpp", [None, None, None])
+    publish_table(loc(tmp_path) / "generations", to_table(rows, pa.schema(COMMON)), prefix="t")
+    engine_stats.record(tmp_path, "a", "host:1", {"block_size": 128, "preemptions": 2})
+    rep = build_report(tmp_path)
+    perf = public(rep)["generations"]["performance"]
+    assert perf["a"]["prefix_cache"]["ideal"] == 512 / 900 and perf["a"]["engine"]["preemptions"] == 2
+    assert perf["b"]["prefix_cache"] is None and perf["b"]["engine"] is None
+    lines = format_text(rep).splitlines()
+    head = next(x for x in lines if x.startswith("model "))
+    assert head.split()[-3:] == ["hit", "ideal", "preempted"]
+    assert next(x for x in lines if x.startswith("a ")).split()[-3:] == ["0.569", "0.569", "2"]
+    assert next(x for x in lines if x.startswith("b ")).split()[-3:] == ["n/a", "n/a", "n/a"]

@@ -20,7 +20,8 @@ from longsweep.store import loc, read_table
 
 SCORES = ("rating", "soundness", "presentation", "contribution", "confidence")
 PERCENTILES = (0.5, 0.9, 0.99)
-_PERF = ("tokens_per_s", "latency_s", "attempts", "resets", "error_kind")
+_PERF = ("tokens_per_s", "latency_s", "attempts", "resets", "error_kind", "key", "backend", "prompt_tokens",
+         "cached_tokens")
 # per table: the columns a row must have to be one of its rows, then those the report reads when present
 NEEDED = {"reviews": ("status", "model", "paper_id", "version"), "stories": ("status", "model", "turn"),
           "generations": ("status", "model")}
@@ -92,6 +93,22 @@ def performance(rows: list[dict]) -> dict[str, Any]:
     return out
 
 
+def add_engine_counts(perf: dict[str, Any], rows: list[dict], sweep_dirs: list, *, ideal: bool = True) -> None:
+    """Per model: the prefix-cache hit rate against its ideal (``kvfit.prefix_hit``; None where the engine
+    reported no cached tokens; no ideal for story turns, whose prompts grow from the turn before) and the
+    engine's own counts its workers recorded (vLLM: preemptions)."""
+    from longsweep.kvfit import prefix_hit
+    from longsweep.runtime import engine_stats
+    for model, p in perf.items():
+        found = [e for e in (engine_stats.read(d, model) for d in sweep_dirs) if e]
+        pre = [e["preemptions"] for e in found if e.get("preemptions") is not None]
+        sizes = [e["block_size"] for e in found if e.get("block_size")]
+        p["engine"] = {"workers": sum(e["workers"] for e in found), "preemptions": sum(pre) if pre else None,
+                       "block_size": max(sizes) if sizes else None} if found else None
+        hit = prefix_hit([r for r in rows if r["model"] == model], max(sizes) if sizes else None)
+        p["prefix_cache"] = ({**hit.as_dict(), **({} if ideal else {"ideal": None})}) if hit else None
+
+
 def review_report(rows: list[dict]) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] == "ok"]
     trunc = {}
@@ -135,6 +152,7 @@ def build_report(results_dir: str | Path) -> dict[str, Any]:
             continue
         rows = table_rows(table, [d for d, _ in found], [t for _, t in found])
         out[table] = fn(rows) if fn else {"counts": counts(rows), "performance": performance(rows)}
+        add_engine_counts(out[table]["performance"], rows, [d.parent for d, _ in found], ideal=table != "stories")
         out[table]["_rows"] = rows
     if (root / "judgments").is_dir() or any(root.glob("*/judgments")):
         from longsweep.reporting.judge import build_judge_report
@@ -166,10 +184,19 @@ def _counts_lines(c: dict[str, Any]) -> list[str]:
     return [f"rows {c['rows']}  ok {c['ok']}  errors {c['error']} ({kinds})"]
 
 
+def _kv_cells(p: dict[str, Any]) -> list[str]:
+    """Prefix-cache hit / ideal and preemptions, "n/a" where the engine did not report them."""
+    pc, eng = p.get("prefix_cache"), p.get("engine") or {}
+    na = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    pre = eng.get("preemptions")
+    return [na(pc and pc["rate"]), na(pc and pc["ideal"]), "n/a" if pre is None else str(pre)]
+
+
 def _perf_lines(perf: dict[str, Any]) -> list[str]:
     rows = [[m, p["tokens_per_s"]["mean"], p["tokens_per_s"]["p50"], p["latency_s"]["p50"], p["latency_s"]["p90"],
-             p["latency_s"]["p99"], p["retries"], p["resets"]] for m, p in perf.items()]
-    return _table(["model", "tok/s mean", "tok/s p50", "lat p50 s", "lat p90 s", "lat p99 s", "retries", "resets"], rows)
+             p["latency_s"]["p99"], p["retries"], p["resets"], *_kv_cells(p)] for m, p in perf.items()]
+    return _table(["model", "tok/s mean", "tok/s p50", "lat p50 s", "lat p90 s", "lat p99 s", "retries", "resets",
+                   "prefix hit", "ideal", "preempted"], rows)
 
 
 def format_text(report: dict[str, Any]) -> str:
