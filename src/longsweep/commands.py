@@ -183,6 +183,8 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
                 quiet_ray()
             print(connect(args.address, log_to_driver=bool(args.verbose)), file=sys.stderr)
             signals.install()  # ray.init installs its own SIGTERM handler
+            from longsweep.runtime.nodes import check_out_visible
+            check_out_visible(str(settings.sweep_dir))  # a local --out some node cannot see: exit 2
             if not args.verbose:
                 from longsweep.runtime.quiet import native_stderr_to_log
                 native.enter_context(native_stderr_to_log())

@@ -17,7 +17,7 @@ def test_single_gpu_model_gets_plain_resources():
     s = _spec(resources={"num_gpus": 1, "num_cpus": 2, "memory_gb": 40, "custom": {"a100": 1}})
     assert bundles(s) is None
     assert actor_resources(s) == {"num_cpus": 2, "num_gpus": 1, "memory": 40 * 2**30, "resources": {"a100": 1}}
-    assert remote_args_fn(s)() == {"max_restarts": 3, "max_task_retries": 3}
+    assert remote_args_fn(s)() == {"max_restarts": 3, "max_task_retries": -1}  # retries: runtime/nodes.py
 
 
 def test_llama_cpp_model_never_gets_a_placement_group():

@@ -18,7 +18,11 @@ from typing import Any, Callable
 from longsweep.config import ModelSpec
 from longsweep.secrets import Secret, from_env
 
-RESTARTS = {"max_restarts": 3, "max_task_retries": 3}  # a dead actor reloads its model; its batch is retried
+# A dead actor reloads its model, up to 3 times (an engine that keeps dying ends the sweep: exit 3); its
+# batches are retried without a cap (Ray Data's own default, -1). A capped count was spent in seconds when a
+# node was lost: each retry sent to the lost actor's old address fails at once ("Connection refused",
+# ActorUnavailableError) until the cluster marks the node dead, and the batch then failed the sweep.
+RESTARTS = {"max_restarts": 3, "max_task_retries": -1}
 
 
 def gpus_per_instance(spec: ModelSpec) -> int:
@@ -53,6 +57,7 @@ class RemoteArgs:
 
     def __init__(self, spec: ModelSpec):
         self.bundles = bundles(spec)
+        self.model = spec.name
         self.created: list[Any] = []
 
     def __call__(self) -> dict[str, Any]:
@@ -87,15 +92,20 @@ class RemoteArgs:
 
 
 class OrphanSweeper:
-    """While a sweep runs, removes every ``interval_s`` the placement groups whose actor is gone."""
+    """While a sweep runs, removes every ``interval_s`` the placement groups whose actor is gone; and
+    watches the cluster's nodes (runtime/nodes.py: ``NodeWatch``), saying at the end which were lost and how
+    many batches ran again."""
 
     def __init__(self, args: RemoteArgs, interval_s: float = 30.0):
         import threading
         self.args, self.interval_s = args, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="pg-sweeper")
+        self._nodes = None
 
     def __enter__(self) -> "OrphanSweeper":
+        from longsweep.runtime.nodes import NodeWatch
+        self._nodes = NodeWatch.start(self.args.model)
         if self.args.bundles:
             self._thread.start()
         return self
@@ -105,6 +115,8 @@ class OrphanSweeper:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self.args.release()
+        if self._nodes is not None:
+            self._nodes.__exit__(*exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

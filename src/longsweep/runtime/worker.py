@@ -24,6 +24,7 @@ from longsweep.jobs.base import Job
 from longsweep.results import clean_text, to_table
 from longsweep.runtime import engine_stats
 from longsweep.runtime.context import WorkerContext
+from longsweep.runtime.nodes import InFlight
 from longsweep.runtime.plan import unpack_batch
 from longsweep.runtime.sink import RowSink
 from longsweep.secrets import Secret
@@ -48,12 +49,14 @@ class ModelWorker:
         self.sink = RowSink(table_dir, self.schema)
         self.ctx = WorkerContext(self.engine, spec, policy, sweep_id, sink=self.sink)
         self.task = job.task(self.ctx)
+        self.inflight = InFlight(spec.name)  # batches cut short by a lost node are counted (runtime/nodes.py)
         logger.info("worker %s loaded %s (%s) in %.2fs", self.ctx.worker_id, spec.name, spec.backend,
                     time.perf_counter() - t0)
 
     async def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         items = [it for blob in batch["items"] for it in unpack_batch(blob)]
         t0 = time.perf_counter()
+        mark = self.inflight.begin()
         try:
             rows = await self._rows(items)
         except EngineDeadError as e:
@@ -65,6 +68,7 @@ class ModelWorker:
             os._exit(EXIT_ENGINE_DEAD)
         self.sink.flush()
         engine_stats.record(self.sink.dir.parent, self.ctx.spec.name, self.ctx.worker_id, self.engine.stats())
+        self.inflight.end(mark)
         logger.info("worker %s: %d items -> %d rows in %.2fs", self.ctx.worker_id, len(items), len(rows),
                     time.perf_counter() - t0)
         return to_table(rows, self.schema)
