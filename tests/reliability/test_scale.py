@@ -67,3 +67,47 @@ def test_a_story_table_of_many_runs_is_compacted_into_few_files(ray_local, smoll
     again = capsys.readouterr()
     assert "items: 24 (24 already done, 0 run now)" in again.out, again.out
     assert len(parquet_files(out / "stories")) == 1
+
+
+def _done_rows(table_dir, ids: list[str], model: str = "smollm2-135m") -> None:
+    """Rows of ``ids`` as an earlier run of `echo` left them, in the table's schema (one Parquet file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from longsweep.jobs.echo import EchoJob
+    n, keys = len(ids), [f"{i}/{model}" for i in ids]
+    cols = {"key": keys, "item_key": keys, "id": ids, "sweep_id": ["earlier"] * n, "model": [model] * n,
+            "backend": ["llama_cpp"] * n, "status": ["ok"] * n, "attempts": [0] * n, "resets": [0] * n,
+            "prompt_tokens": [20] * n, "finished_at": ["2025-01-01T00:00:00+00:00"] * n}
+    schema = EchoJob.schema()
+    table_dir.mkdir(parents=True)
+    pq.write_table(pa.table({f.name: pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(n, f.type)
+                             for f in schema}, schema=schema), table_dir / "earlier.parquet")
+
+
+@pytest.mark.slow
+def test_100000_prompts_streamed_resume_runs_only_the_missing_keys_and_a_bad_line_is_its_own_row(smollm, tmp_path):
+    """Issue 27: a prompts file streamed (never a list of every prompt in the driver), resumed by an anti-join
+    of key hashes: of 100,000 lines, 98,999 already have rows; the 1,000 missing ones and one bad line run."""
+    import json
+    from clirun import cli
+    ids = [f"p{i:06d}" for i in range(100_000)]
+    bad = 50_000  # its line is refused on its own: the id stays, the row is an error naming line and field
+    lines = [json.dumps({"id": pid, "prompt": f"Say {i}."} if i != bad else
+                        {"id": pid, "prompt": "hi", "temperature": "0.7x"}) for i, pid in enumerate(ids)]
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(lines) + "\n")
+    missing = {pid for i, pid in enumerate(ids) if i % 100 == 7}
+    out = tmp_path / "out"
+    _done_rows(out / "echoes", [pid for i, pid in enumerate(ids) if pid not in missing and i != bad])
+    r = cli("echo", f, "--model", "smollm2-135m", "--out", out, timeout=300)
+    no_traceback(r.stderr)
+    assert r.returncode == ExitCode.ITEM_ERRORS, r.stderr[-3000:]
+    assert "items: 100000 (98999 already done, 1001 run now)" in r.stdout, r.stdout
+    rows = pd.read_parquet(out / "echoes")
+    assert len(rows) == 100_000 and rows["key"].is_unique and set(rows["id"]) == set(ids)
+    new = rows[rows["sweep_id"] != "earlier"]
+    assert set(new["id"]) == missing | {ids[bad]}  # exactly what was missing ran
+    (row,) = new[new["id"] == ids[bad]].to_dict("records")
+    assert (row["status"], row["error_kind"], row["error"]) == \
+        ("error", "bad_input", f"p.jsonl:{bad + 1}: temperature: expected a number (got '0.7x')")
+    assert (new[new["id"] != ids[bad]]["status"] == "ok").all() and new["prompt_tokens"].min() > 0

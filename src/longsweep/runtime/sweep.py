@@ -100,6 +100,9 @@ def run_job(job: Job, specs: list[ModelSpec], settings: RunSettings) -> list[Swe
 def _plan_and_run(job: Job, spec: ModelSpec, settings: RunSettings) -> SweepSummary:
     from longsweep.runtime.signals import interruptible
     with interruptible():  # a signal during one model's sweep in a thread interrupts that thread too
+        streamed = getattr(job, "run_streamed", None)  # a prompt file, streamed (generate, echo): runtime/stream.py
+        if streamed is not None:
+            return streamed(spec, settings)
         planned = job.make_items(spec, settings.sweep_id)
         s = run_sweep(job, spec, planned, settings)
     s.extra.update(planned.extra)

@@ -166,7 +166,7 @@ def quarantine_unreadable(sweep_dir: Loc | str, table: str) -> list[Loc]:
     table_dir = sweep_dir / table
     if not table_dir.is_dir():
         return []
-    _, bad, _ = read_files(parquet_files(table_dir), ["key"])
+    bad = [f for f in parquet_files(table_dir) if read_files([f], ["key"])[1]]  # one file held at a time
     bad += table_dir.files(".partial")
     for tmp in table_dir.files(".tmp", hidden=True):
         if tmp.name.startswith("."):

@@ -2,7 +2,8 @@
 
 Each prompt of a JSONL file (the ``generate`` format) comes back as a row with its token count, counted
 on the worker by the engine's own tokenizer after the chat template; no text is generated. Adding it took
-this package and one line in ``longsweep/jobs/__init__.py``.
+this package and one line in ``longsweep/jobs/__init__.py``. The file is streamed as ``generate``'s is
+(runtime/stream.py): a bad line is its own ``bad_input`` error row naming the line and the field.
 """
 
 from __future__ import annotations
@@ -42,7 +43,22 @@ class EchoJob(Job):
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("inputs", metavar="prompts", help="JSONL, as for `generate`")
+        p.add_argument("inputs", metavar="prompts", help="JSONL or Parquet, as for `generate`")
+
+    stream_block_bytes = 512 << 10  # a block of the stream, in and out (~1,300 prompts: a count is quick)
+
+    def check_inputs(self) -> None:
+        from longsweep.runtime.stream import check_prompts
+        check_prompts(self.inputs)
+
+    def window_items(self, spec: ModelSpec, sweep_id: str, prompts: list[dict[str, Any]]
+                     ) -> tuple[list[WorkItem], list[dict[str, Any]]]:
+        return [WorkItem(key=f"{p['id']}/{spec.name}", cost=1.0, payload=p) for p in prompts], []
+
+    def run_streamed(self, spec: ModelSpec, settings: Any) -> Any:
+        """The sweep of this model, the file streamed (runtime/stream.py), instead of make_items + run_sweep."""
+        from longsweep.runtime.stream import run_stream
+        return run_stream(self, spec, settings)
 
     def make_items(self, spec: ModelSpec, sweep_id: str) -> Planned:
         from longsweep.jobs.generate.inputs import load_prompts

@@ -20,10 +20,23 @@ class GenerateOptions(BaseModel):
     max_tokens: int | None = Field(None, gt=0, description="Answer length for every prompt (overrides the file).")
 
 
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _tokenizer(spec: ModelSpec) -> Any:
+    """The model's tokenizer, loaded once per process (a read task's worker plans many windows)."""
+    key = spec.model_dump_json()
+    if key not in _TOKENIZERS:
+        from longsweep.engines.registry import load_tokenizer
+        _TOKENIZERS.clear()
+        _TOKENIZERS[key] = load_tokenizer(spec)
+    return _TOKENIZERS[key]
+
+
 @register_job
 class GenerateJob(Job):
     name = "generate"
-    help = "run chat prompts from a JSONL file through the actor pool"
+    help = "run chat prompts from a JSONL (or Parquet) file through the actor pool"
     table = "generations"
     columns = [("id", pa.string()), ("text", pa.string())]
     Options = GenerateOptions
@@ -33,7 +46,7 @@ class GenerateJob(Job):
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
         p.add_argument("inputs", metavar="prompts",
                        help="JSONL: {id, messages|prompt, max_tokens?, temperature?, seed?}, or OpenAI Batch lines "
-                            "{custom_id, method, url, body}")
+                            "{custom_id, method, url, body}; or Parquet with the same columns")
         p.add_argument("--max-tokens", type=int, default=None)
 
     @classmethod
@@ -41,9 +54,37 @@ class GenerateJob(Job):
         return {"max_tokens": args.max_tokens}
 
     def check_inputs(self) -> None:
-        """The prompts file as a whole, before Ray: unreadable, no lines, repeated ids (exit 2)."""
-        from longsweep.jobs.generate.inputs import read_prompts
-        read_prompts(Path(self.inputs), max_tokens=self.options.max_tokens)
+        """The prompts file as a whole, before Ray: unreadable, no lines, repeated ids (exit 2); one pass that
+        keeps an 8-byte hash per line for the streamed sweep (runtime/stream.py)."""
+        from longsweep.runtime.stream import check_prompts
+        check_prompts(self.inputs)
+
+    stream_block_bytes = 32 << 10  # a block of the stream, in and out (~50 prompts, as many rows a file)
+
+    def window_items(self, spec: ModelSpec, sweep_id: str, prompts: list[dict[str, Any]]
+                     ) -> tuple[list[WorkItem], list[dict[str, Any]]]:
+        """One window of the stream (a read task's): exact counts, an over-long prompt an error row."""
+        from longsweep.budget import check_request
+        from longsweep.runtime.plan import item_cost
+        from longsweep.runtime.stream import bad_line_row
+        from longsweep.tokens import count_messages
+
+        tok, items, errors = _tokenizer(spec), [], []
+        for p in prompts:
+            n = count_messages(tok, p["messages"])
+            mt = int(p["sampling"].get("max_tokens", 256))
+            try:
+                check_request(n, mt, spec.n_ctx)
+            except PromptTooLongError as e:
+                errors.append(bad_line_row(spec, sweep_id, p["id"], ErrorKind.PROMPT_TOO_LONG, str(e), prompt_tokens=n))
+                continue
+            items.append(WorkItem(key=f"{p['id']}/{spec.name}", cost=item_cost(n, mt), payload=p))
+        return items, errors
+
+    def run_streamed(self, spec: ModelSpec, settings: Any) -> Any:
+        """The sweep of this model, the file streamed (runtime/stream.py), instead of make_items + run_sweep."""
+        from longsweep.runtime.stream import run_stream
+        return run_stream(self, spec, settings)
 
     def make_items(self, spec: ModelSpec, sweep_id: str) -> Planned:
         """Exact-count every prompt; a bad line and an over-long prompt become error rows before any engine

@@ -115,6 +115,55 @@ def _line_id(obj: Any, n: int) -> tuple[str, str | None]:
     return pid, None
 
 
+def line_id(line: str | dict[str, Any], n: int) -> str:
+    """The id of a line as ``parse_line`` decides it, without checking the rest of the line (a scan of ids)."""
+    if isinstance(line, dict):
+        obj: Any = {k: v for k, v in line.items() if v is not None}
+    else:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            return str(n)
+    if is_batch_line(obj):  # batch_to_prompt names the prompt by custom_id, whether or not the line is good
+        obj = {"id": obj["custom_id"]}
+    return _line_id(obj, n)[0]
+
+
+def parse_line(line: str | dict[str, Any], n: int, name: str, *, max_tokens: int | None
+               ) -> tuple[str, dict[str, Any] | None, str | None]:
+    """One line (its text, or a Parquet row as a dict) decided on its own: ``(id, prompt, None)`` or
+    ``(id, None, reason naming the line and the field)``; the id is the line number when the line has none."""
+    if isinstance(line, dict):
+        obj, bad = {k: v for k, v in line.items() if v is not None}, None
+    else:
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            obj, bad = None, f"not JSON ({e.msg} at column {e.colno})"
+        else:
+            bad = None if isinstance(obj, dict) else f"expected a JSON object, got a {type(obj).__name__}"
+    batch_bad = None
+    if bad is None and is_batch_line(obj):  # an OpenAI Batch line (openai_batch.py)
+        try:
+            obj = batch_to_prompt(obj)
+        except ValueError as e:
+            batch_bad, obj = str(e), {"id": obj["custom_id"]}
+    pid, id_bad = _line_id(obj, n)
+    bad = bad or id_bad or batch_bad
+    if bad is None:
+        try:
+            return pid, {"id": pid, "messages": _messages(obj), "sampling": _sampling(obj, max_tokens)}, None
+        except ValueError as e:
+            bad = str(e)
+    return pid, None, f"{name}:{n}: {bad}"
+
+
+def repeated_ids_error(path: Path, dups: list[str]) -> InputError:
+    """Every repeated id named in one message (the first 20 spelled out)."""
+    return InputError(f"{path}: ids must be unique; repeated: {', '.join(repr(d) for d in dups[:20])}"
+                      + (f" and {len(dups) - 20} more" if len(dups) > 20 else ""))
+
+
 def read_prompts(path: Path, *, max_tokens: int | None) -> PromptFile:
     """Every line decided on its own: a prompt, or an error naming the line and the field."""
     try:
@@ -125,34 +174,17 @@ def read_prompts(path: Path, *, max_tokens: int | None) -> PromptFile:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            obj, bad = None, f"not JSON ({e.msg} at column {e.colno})"
-        else:
-            bad = None if isinstance(obj, dict) else f"expected a JSON object, got a {type(obj).__name__}"
-        batch_bad = None
-        if bad is None and is_batch_line(obj):  # an OpenAI Batch line (openai_batch.py)
-            try:
-                obj = batch_to_prompt(obj)
-            except ValueError as e:
-                batch_bad, obj = str(e), {"id": obj["custom_id"]}
-        pid, id_bad = _line_id(obj, n)
+        pid, prompt, bad = parse_line(line, n, Path(path).name, max_tokens=max_tokens)
         ids.append(pid)
-        bad = bad or id_bad or batch_bad
-        if bad is None:
-            try:
-                out.prompts.append({"id": pid, "messages": _messages(obj), "sampling": _sampling(obj, max_tokens)})
-                continue
-            except ValueError as e:
-                bad = str(e)
-        out.errors.append((pid, f"{Path(path).name}:{n}: {bad}"))
+        if prompt is not None:
+            out.prompts.append(prompt)
+        else:
+            out.errors.append((pid, bad))
     if not ids:
         raise InputError(f"{path}: no prompts (every line is empty)")
     dups = sorted(k for k, c in Counter(ids).items() if c > 1)
     if dups:
-        raise InputError(f"{path}: ids must be unique; repeated: {', '.join(repr(d) for d in dups[:20])}"
-                         + (f" and {len(dups) - 20} more" if len(dups) > 20 else ""))
+        raise repeated_ids_error(path, dups)
     return out
 
 

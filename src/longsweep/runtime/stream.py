@@ -1,0 +1,249 @@
+"""The streaming sweep of prompt-file jobs (generate, echo): the driver's memory does not grow with the file.
+
+``run_stream`` replaces ``make_items`` + ``run_sweep`` for a job with ``window_items`` (jobs/generate,
+jobs/echo). The driver holds the scan's 9 bytes per line (runtime/stream_input.py) and the hashes of the keys
+already written; the prompts themselves are read by Ray Data read tasks on the driver's node
+(``PromptSource``, one per ~8 MB span of the file or Parquet row group), which skip the lines already done
+(the anti-join's mask), decide each line on its own (a bad line is its own error row, written by the task
+into the table at once), plan a window of ``WINDOW`` prompts (longest first, the job's batches: runtime/plan.py)
+and hand out blocks of packed batches. One actor pool runs the whole stream; rows land as blocks finish.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from longsweep.config import ModelSpec
+from longsweep.errors import ErrorKind, FatalError
+from longsweep.jobs.base import Job
+from longsweep.results import error_row, now_iso, to_table
+from longsweep.runtime.stream_input import Scan, Span, done_id_hashes, scan_prompts, span_lines, todo_mask
+from longsweep.store import Loc, loc, publish_table, write_manifest
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 4096  # prompts planned together (longest first within the window)
+READERS = 1  # read tasks at once: parsing is Python, and the actors want the cores
+_SCANS: dict[tuple[str, int, int], Scan] = {}
+
+
+def _stamp(path: str) -> tuple[str, int, int]:
+    import os
+    st = os.stat(path)
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def check_prompts(path: str) -> None:
+    """The file-wide checks before Ray (exit 2); the scan is kept for the sweep that follows."""
+    try:
+        stamp = _stamp(path)
+    except OSError:
+        stamp = None
+    scan = scan_prompts(path)
+    if stamp is not None:
+        _SCANS.clear()
+        _SCANS[stamp] = scan
+
+
+def _scan(path: str) -> Scan:
+    try:
+        return _SCANS[_stamp(path)]
+    except (KeyError, OSError):
+        return scan_prompts(path)
+
+
+@dataclass
+class StreamPlan:
+    """What every read task needs: crosses Ray with each task (small: no prompts, no keys)."""
+
+    job: Job
+    model: dict[str, Any]
+    sweep_id: str
+    table_dir: Loc
+    path: str
+    fmt: str
+    batch_items: int
+    fed: bool
+    n_actors: int
+    per_actor: int
+
+
+def bad_line_row(spec: ModelSpec, sweep_id: str, pid: str, kind: ErrorKind, msg: str, **cols: Any) -> dict[str, Any]:
+    return error_row(f"{pid}/{spec.name}", kind, msg, sweep_id=sweep_id, model=spec.name, backend=spec.backend,
+                     id=pid, **cols)
+
+
+def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[dict]) -> Iterator[pa.Table]:
+    """A window's error rows written, its items planned and packed (Ray Data cuts the stream into blocks of
+    ``block_bytes``: one actor task each, whose rows land every ``block_bytes`` of output)."""
+    from longsweep.runtime.plan import pack_batch, plan_batches
+    items, more = sp.job.window_items(spec, sp.sweep_id, prompts) if prompts else ([], [])
+    errors = errors + more
+    if errors:
+        publish_table(sp.table_dir, to_table(errors, sp.job.schema()), prefix="driver")
+    if not items:
+        return
+    if sp.fed:
+        batches = plan_batches(items, max_items=sp.batch_items, max_cost=math.inf)
+    else:
+        batches = plan_batches(items, max_items=sp.batch_items, n_actors=sp.n_actors, per_actor=sp.per_actor)
+    yield pa.table({"items": pa.array([pack_batch(b) for b in batches], pa.string())})
+
+
+def read_span(sp: StreamPlan, span: Span, todo: np.ndarray) -> Iterator[pa.Table]:
+    """One read task: the span's lines not yet done, decided one by one, in planned blocks."""
+    from pathlib import Path
+
+    from longsweep.jobs.generate.inputs import parse_line
+    spec = ModelSpec.model_validate(sp.model)
+    name, max_tokens = Path(sp.path).name, getattr(sp.job.options, "max_tokens", None)
+    prompts: list[dict] = []
+    errors: list[dict] = []
+    for n, line in span_lines(sp.path, sp.fmt, span):
+        if not todo[n - span.first_line]:
+            continue
+        pid, prompt, bad = parse_line(line, n, name, max_tokens=max_tokens)
+        if prompt is None:
+            errors.append(bad_line_row(spec, sp.sweep_id, pid, ErrorKind.BAD_INPUT, bad or ""))
+        else:
+            prompts.append(prompt)
+        if len(prompts) + len(errors) >= WINDOW:
+            yield from _blocks(sp, spec, prompts, errors)
+            prompts, errors = [], []
+    yield from _blocks(sp, spec, prompts, errors)
+
+
+def _read_tasks(sp: StreamPlan, scan: Scan, todo: np.ndarray) -> list:
+    """One read task per span that holds a line not yet done (a span whose every line is done is not read)."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import ReadTask
+    tasks = []
+    for span in scan.spans:
+        mask = todo[span.first_line - 1: span.first_line - 1 + span.n_lines].copy()
+        if mask.any():
+            meta = BlockMetadata(num_rows=None, size_bytes=int(mask.sum()) * 200, input_files=None, exec_stats=None)
+            tasks.append(ReadTask(functools.partial(read_span, sp, span, mask), meta,
+                                  schema=pa.schema([("items", pa.string())])))
+    return tasks
+
+
+def prompt_source(tasks: list):
+    """The stream as a Ray Data datasource: its read tasks run on the driver's node, where the file is."""
+    from ray.data.datasource import Datasource
+
+    class PromptSource(Datasource):
+        def estimate_inmemory_data_size(self) -> int:
+            return sum(t.metadata.size_bytes for t in tasks)
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit=None, data_context=None) -> list:
+            return tasks
+
+        @property
+        def supports_distributed_reads(self) -> bool:
+            return False
+
+    return PromptSource()
+
+
+def run_stream(job: Job, spec: ModelSpec, settings) -> Any:
+    """Every prompt of the job's file not yet in the table, streamed through one actor pool; the summary."""
+    from longsweep.runtime.sweep import batches_per_actor, feed_settings
+    t0 = time.perf_counter()
+    sweep_dir, sid = loc(settings.sweep_dir), settings.sweep_id
+    table_dir = sweep_dir / job.table
+    scan = _scan(job.inputs)
+    todo = todo_mask(scan, done_id_hashes(table_dir, spec.name))
+    total, n_todo = scan.n_prompts, int(todo.sum())
+    skipped = total - n_todo
+    started = now_iso()
+    write_manifest(sweep_dir, sweep_id=sid, job=job.name, model=spec.model_dump(mode="json"),
+                   config={**settings.config, "prompts": job.inputs, "options": job.options.model_dump(mode="json")},
+                   policy=job.policy().model_dump(mode="json"), started_at=started, planned_items=total,
+                   skipped=skipped)
+    stopped = None
+    if n_todo:
+        lo, hi = settings.concurrency
+        feed = feed_settings(spec, n_items=n_todo, n_actors=hi)
+        batch_items = settings.batch_items or (feed.batch_items if feed else spec.default_batch(job.llama_batch))
+        sp = StreamPlan(job, spec.model_dump(mode="json"), sid, table_dir, scan.path, scan.fmt, batch_items,
+                        feed is not None, hi, batches_per_actor(spec.backend))
+        logger.info("sweep %s: %d prompts to run (%d done before) streamed from %s", sid, n_todo, skipped, scan.path)
+        import ray
+        tasks = _read_tasks(sp, scan, todo)
+        # as many blocks asked for as there are tasks, so that Ray Data splits none of them
+        ds = ray.data.read_datasource(prompt_source(tasks), concurrency=min(READERS, len(tasks)), num_cpus=0,
+                                      override_num_blocks=len(tasks))
+        del scan, todo
+        stopped = execute_stream(job, spec, settings, ds, n_rows=n_todo, skipped=skipped, started=started,
+                                 in_flight=feed.in_flight if feed else 1)
+    from longsweep.runtime.stream_summary import summarize_stream
+    summary = summarize_stream(table_dir, total=total, skipped=skipped, ran=n_todo, wall_s=time.perf_counter() - t0,
+                               since=started, model=spec.name)
+    summary.stopped = stopped
+    counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind,
+              "prefix_cache": summary.prefix_cache, "engine": summary.engine}
+    write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
+                   model_name=spec.name, stopped=stopped, counts=counts)
+    return summary
+
+
+def execute_stream(job: Job, spec: ModelSpec, settings, ds, *, n_rows: int, skipped: int, started: str,
+                   in_flight: int) -> str | None:
+    """The actor pool over the stream (as runtime/sweep.py's ``_execute`` over a list); why it stopped early."""
+    import ray
+
+    from longsweep.runtime import sweep as sw
+    from longsweep.runtime.feasibility import ResourceWait
+    from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
+    from longsweep.runtime.progress import Progress
+    lo, hi = settings.concurrency
+    table_dir = loc(settings.sweep_dir) / job.table
+    # this dataset's context (map_batches copies it on): grow the pool as soon as every actor is busy, and
+    # blocks of the job's size, in and out; Ray Data's default (128 MiB) would make a read task's whole span
+    # one actor task and its rows one file written at the task's end
+    ds.context.autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
+    # a fed engine (vLLM, a server): one planned batch a block, as from_items gives it (16 in flight per actor)
+    ds.context.target_max_block_size = 1 if in_flight > 1 else job.stream_block_bytes
+    warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated", module=__name__)
+    ds = ds.map_batches(
+        sw._worker_cls(), batch_size=1,
+        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
+                                           max_concurrent_calls_per_actor=in_flight),
+        fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
+                                   table_dir=table_dir, api_key=actor_secret(spec)),
+        **{k: v for k, v in actor_resources(spec).items() if v is not None},
+        **actor_env(spec),
+        ray_remote_args_fn=(remote_args := remote_args_fn(spec)),
+    )
+    progress = Progress(table_dir, total=n_rows, already=skipped, limit=settings.limit,
+                        waiter=ResourceWait(spec, settings.wait_for_resources), model=spec.name)
+    table_dir.mkdir()  # before the write: Ray Data removes a folder it created when its write got no rows (and
+    # on an object store, with no folders, it is told not to create one)
+    try:
+        with progress, OrphanSweeper(remote_args):
+            ds.write_parquet(table_dir.path, filesystem=table_dir.fs, try_create_dir=table_dir.local,
+                             ray_remote_args={"num_cpus": 0})
+    except KeyboardInterrupt:
+        if progress.fatal:
+            write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
+                           finished_at=now_iso(), model_name=spec.name, fatal=progress.fatal)
+            raise FatalError(progress.fatal) from None
+        if progress.stop_reason is None:
+            raise
+    except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
+        msg = sw.fatal_message(spec, e)
+        write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
+                       finished_at=now_iso(), model_name=spec.name, fatal=msg)
+        raise FatalError(msg) from e
+    finally:
+        remote_args.release()
+    return progress.stop_reason

@@ -1,0 +1,94 @@
+"""The streamed prompt file (runtime/stream_input.py): ids hashed without Python sets, repeats named, the
+anti-join of resume, Parquet inputs, and lines decided one by one as the read tasks decide them."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from longsweep.errors import InputError
+from longsweep.jobs.generate.inputs import parse_line, read_prompts
+from longsweep.runtime.stream_input import (BLOCK_BYTES, done_id_hashes, hash_ids, hash_strings, scan_prompts,
+                                            span_lines, todo_mask)
+
+
+def test_hashes_are_the_same_from_arrow_and_from_python_and_tell_ids_apart():
+    ids = [f"p{i:07d}" for i in range(200_000)] + ["a", "b", "ab", "ba", "é", "x" * 5000]
+    h = hash_ids(ids)
+    assert len(np.unique(h)) == len(ids)
+    arr = pa.chunked_array([pa.array(ids[:7]), pa.array(ids[7:])])
+    assert (hash_strings(pa.array(ids, pa.large_string())) == h).all()
+    assert (hash_strings(arr) == h).all()
+    assert (hash_strings(pa.array(ids).slice(5, 10)) == h[5:15]).all()
+
+
+def test_a_mixed_file_is_scanned_in_spans_with_every_line_numbered(tmp_path):
+    f = tmp_path / "p.jsonl"
+    lines = ['{"id": "a", "prompt": "x"}', "", '{"id": 3, "prompt": "y"}', '{"prompt": "z"}', "not json",
+             '{"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}']
+    big = [json.dumps({"id": f"q{i}", "prompt": "w" * 100}) for i in range(2 * BLOCK_BYTES // 110)]
+    f.write_text("\n".join(lines + big) + "\n")
+    scan = scan_prompts(f)
+    assert scan.n_prompts == len(lines) - 1 + len(big) and len(scan.spans) >= 2
+    got = [(n, ln) for s in scan.spans for n, ln in span_lines(str(f), "jsonl", s)]
+    assert [n for n, _ in got] == list(range(1, len(lines) + len(big) + 1)) and got[4] == (5, "not json")
+    # the ids the scan hashed are the ones each line is decided with
+    want = [parse_line(ln, n, "p.jsonl", max_tokens=None)[0] for n, ln in got if ln.strip()]
+    assert want[:5] == ["a", "3", "4", "5", "c"]
+    assert (scan.hashes[~scan.blank] == hash_ids(want)).all()
+
+
+def test_repeats_are_all_named_and_file_wide_problems_refused(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "a"}\n["x"]\n{"id": "4"}\n{"id": "b"}\n')
+    with pytest.raises(InputError, match=r"ids must be unique; repeated: '4', 'a', 'b'$"):
+        scan_prompts(f)
+    f.write_text("\n  \n")
+    with pytest.raises(InputError, match="no prompts"):
+        scan_prompts(f)
+    f.write_bytes(b'{"id": "a", "prompt": "\xff"}\n')
+    with pytest.raises(InputError, match="cannot read"):
+        scan_prompts(f)
+    with pytest.raises(InputError, match="cannot read"):
+        scan_prompts(tmp_path / "absent.jsonl")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="cannot read"):
+        scan_prompts(tmp_path / "bad.parquet")
+
+
+def test_parquet_rows_are_lines_like_jsonl_ones(tmp_path):
+    f = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", None], "prompt": ["hi", "", "x"], "temperature": [0.5, None, None]}),
+                   f, row_group_size=2)
+    scan = scan_prompts(f)
+    assert scan.fmt == "parquet" and len(scan.spans) == 2 and scan.n_prompts == 3
+    rows = [(n, r) for s in scan.spans for n, r in span_lines(str(f), "parquet", s)]
+    decided = [parse_line(r, n, "p.parquet", max_tokens=None) for n, r in rows]
+    assert decided[0] == ("a", {"id": "a", "messages": [{"role": "user", "content": "hi"}],
+                                "sampling": {"temperature": 0.5}}, None)
+    assert decided[1] == ("b", None, "p.parquet:2: prompt: empty") and decided[2][0] == "3"
+    assert (scan.hashes == hash_ids(["a", "b", "3"])).all()
+
+
+def test_resume_is_an_anti_join_of_this_models_keys(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"p{i}", "prompt": "x"}) + "\n" for i in range(10)))
+    table = tmp_path / "echoes"
+    table.mkdir()
+    pq.write_table(pa.table({"key": ["p1/m", "p4/m", "p5/other", "zz/m"], "item_key": [None, "p4/m", None, None]}),
+                   table / "a.parquet")
+    (table / "broken.parquet").write_bytes(b"cut short")
+    done = done_id_hashes(table, "m")
+    assert len(done) == 3
+    todo = todo_mask(scan_prompts(f), done)
+    assert np.flatnonzero(~todo).tolist() == [1, 4]
+
+
+def test_the_old_reader_and_the_line_parser_agree(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"id": "ok", "prompt": "Say hello."}\n{"id": "bad", "prompt": "hi", "temperature": "0.7x"}\n')
+    old = read_prompts(f, max_tokens=7)
+    assert old.errors == [("bad", "p.jsonl:2: temperature: expected a number (got '0.7x')")]
+    assert old.prompts[0] == parse_line('{"id": "ok", "prompt": "Say hello."}', 1, "p.jsonl", max_tokens=7)[1]
