@@ -67,7 +67,8 @@ def run_one(job, spec, out, *, planned=None, sweep_id="t", concurrency=(1, 1), b
     """One job, one model, into ``out``: the summary (``make_items`` runs unless ``planned`` is given)."""
     from longsweep.runtime.error_limit import ErrorLimit
     from longsweep.runtime.sweep import RunSettings, run_job, run_sweep
-    settings = RunSettings(sweep_dir=Path(out), sweep_id=sweep_id, concurrency=concurrency, batch_items=batch_items,
+    from longsweep.store import Loc
+    settings = RunSettings(sweep_dir=out if isinstance(out, Loc) else Path(out), sweep_id=sweep_id, concurrency=concurrency, batch_items=batch_items,
                            limit=limit or ErrorLimit())
     if planned is not None:
         return run_sweep(job, spec, planned, settings)

@@ -43,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, action="append", help="model name from the registry (repeatable)")
-    p.add_argument("--out", default=None, help="sweep folder (default results/<sweep_id>)")
+    p.add_argument("--out", default=None, help="sweep folder or object-store URI (s3://BUCKET/PREFIX, gs://...); default $LONGSWEEP_OUT/<sweep_id>, else results/<sweep_id>")
     p.add_argument("--sweep-id", default=None)
     p.add_argument("--resume", action="store_true", help="skip keys already in --out (also the default when --out has results)")
     p.add_argument("--address", default=None,

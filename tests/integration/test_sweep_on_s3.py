@@ -1,17 +1,16 @@
 """A review sweep and a story sweep written to object storage (the shared sweep, tests/shared_sweeps.py, has
 ``--out s3://...`` on a real S3-compatible server on 127.0.0.1), then every command that reads or rewrites a
-sweep pointed at the URI: report, compare, export, reparse, --retry-errors, and a second writer refused."""
+sweep pointed at the URI: report, compare, export, reparse, and a second writer refused (--retry-errors into
+the bucket: tests/jobs/test_review_retry.py)."""
 
 import json
 
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pytest
 
 from longsweep.cli import main
-from longsweep.store import lease, loc, parquet_files, publish_table, read_file, read_table
+from longsweep.store import lease, loc, parquet_files, read_table
 
-from shared_sweeps import SHARED_PREFIX, review_args
+from shared_sweeps import SHARED_PREFIX
 
 
 def _copy(s3, prefix: str) -> str:
@@ -27,7 +26,6 @@ def test_rows_land_in_the_bucket_each_key_once_and_no_object_holds_a_credential(
     assert reviews.num_rows == 12 and len(set(reviews.column("key").to_pylist())) == 12  # 3 papers x 2 x 2
     assert stories.num_rows == 6 and len(set(stories.column("key").to_pylist())) == 6  # 2 x 3 turns
     assert [f for f in parquet_files(uri / "stories") if f.name.startswith("w_")], "turns come from worker sinks"
-    assert parquet_files(uri / "reviewers"), "the reviewers table of the workers' sinks"
     objects = s3.objects("")
     assert not [k for k in objects if k.endswith(".tmp") or "/lease.json" in k]  # no temporaries, lease released
     for secret in (s3.access_key, s3.secret_key):
@@ -42,36 +40,24 @@ def test_report_compare_and_export_read_the_uri(shared_sweep, s3, tmp_path, caps
     assert main(["report", uri, "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["reviews"]["counts"]["rows"] == 12 and rep["stories"]["counts"]["rows"] == 6
-    assert main(["compare", uri]) == 0
+    assert main(["compare", uri, "--base", "v1", "--revised", "v2"]) == 0
     assert "v1" in capsys.readouterr().out
     ok = sum(r == "ok" for r in read_table(loc(uri) / "reviews").column("status").to_pylist())
     assert main(["export", uri, "--to", str(tmp_path / "seed")]) == 0
-    assert len(list((tmp_path / "seed").rglob("*.json"))) == ok
+    assert f"wrote {ok} review files" in capsys.readouterr().out
 
 
-def test_reparse_and_retry_errors_rewrite_the_bucket_and_keep_each_key_once(shared_sweep, shared_papers, s3, capsys):
-    uri = loc(_copy(s3, "shared/retried"))
-    reviews = uri / "reviews"
-    first = parquet_files(reviews)[0]
-    t = read_file(first)
-    victim = t.column("key")[0].as_py()
-    status = pa.array(["error"] + t.column("status").to_pylist()[1:])
-    kind = pa.array(["engine_error"] + t.column("error_kind").to_pylist()[1:], pa.string())
-    t = t.set_column(t.column_names.index("status"), "status", status)
-    t = t.set_column(t.column_names.index("error_kind"), "error_kind", kind)
-    first.unlink()
-    publish_table(reviews, t)  # one review now an error row, as a crashed engine would have left it
+def test_reparse_rewrites_the_bucket_in_place_and_keeps_each_key_once(shared_sweep, s3, capsys):
+    """(--retry-errors on a sweep in the bucket: tests/jobs/test_review_retry.py.)"""
+    uri = loc(_copy(s3, "shared/reparsed"))
+    before = {f.name for f in parquet_files(uri / "reviews")}
     assert main(["reparse", uri.uri]) == 0
-    assert "12 rows" in capsys.readouterr().out or True
-    code = main(review_args(shared_papers.parent, uri.uri) + ["--retry-errors", "engine_error"])
-    assert code in (0, 1)
-    after = read_table(reviews)
+    assert "of 12 rows reparsed" in capsys.readouterr().out
+    after = read_table(uri / "reviews")
     assert after.num_rows == 12 and len(set(after.column("key").to_pylist())) == 12
-    row = [r for r in after.to_pylist() if r["key"] == victim][0]
-    assert row["error_kind"] != "engine_error"
-    assert [f.name for f in parquet_files(uri / "retried" / "reviews")], "the replaced row is archived"
-    runs = json.loads((uri / "manifest.json").read_text())["runs"]
-    assert runs[-1].get("counts") and any(r.get("retried") for r in runs)
+    assert {f.name for f in parquet_files(uri / "reviews")} == before  # rewritten under the same names
+    assert not [k for k in s3.objects("shared/reparsed/") if ".tmp" in k or "/lease.json" in k]
+    assert json.loads((uri / "manifest.json").read_text())["runs"][-1]["reparse"]["rows"] == 12
 
 
 def test_a_second_writer_into_the_same_uri_is_refused(shared_sweep, s3, tmp_path, capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -33,20 +34,28 @@ def _papers(root: Path) -> Path:
     return root
 
 
-def _rows(out: Path) -> dict[str, dict]:
-    rows = pq.read_table(out / "reviews").to_pylist()
+def _table(where) -> pa.Table:
+    """Every row of a table folder, local or in the bucket, not deduplicated."""
+    from longsweep.store import loc, parquet_files, read_file
+    return pa.concat_tables([read_file(f) for f in parquet_files(loc(where))], promote_options="default")
+
+
+def _rows(out) -> dict[str, dict]:
+    rows = _table(out / "reviews").to_pylist()
     keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)), "a key has two rows"
     return {r["key"]: r for r in rows}
 
 
-def _retried(out: Path) -> list[dict]:
+def _retried(out) -> list[dict]:
     return [r["retried"] for r in json.loads((out / "manifest.json").read_text())["runs"] if "retried" in r]
 
 
 @pytest.mark.integration
-def test_retry_errors_replaces_error_rows_one_row_per_key(ray_local, smollm, tmp_path):
-    papers, out = _papers(tmp_path / "papers"), tmp_path / "sweep"
+def test_retry_errors_replaces_error_rows_one_row_per_key(ray_local, smollm, tmp_path, s3):
+    """In a sweep on object storage (the test S3 server): the rewrites of a retry are whole objects."""
+    from longsweep.store import loc
+    papers, out = _papers(tmp_path / "papers"), loc(s3.uri("retry/sweep"))
     spec = smollm.with_window(2048)
     failing = [KEY.format("alpha"), KEY.format("beta")]
     policy = WorkerPolicy(fault_injection={k: "raise" for k in failing})
@@ -60,7 +69,7 @@ def test_retry_errors_replaces_error_rows_one_row_per_key(ray_local, smollm, tmp
     cfg = tmp_path / "review.yaml"
     cfg.write_text("completion_reserve: 128\nrepetition_penalty: 1.3\ntemperature: 0.7\n")
     cli = ["review", str(papers), "--model", "smollm2-135m", "--window", "2048", "--versions", "v1",
-           "--actors", "1", "--batch-items", "1", "--config", str(cfg), "--out", str(out)]
+           "--actors", "1", "--batch-items", "1", "--config", str(cfg), "--out", out.uri]
     # only engine errors: the bad input stays as it was, the ok or unparseable key is not touched
     assert main(cli + ["--retry-errors", "engine_error"]) in (0, 1)
     second = _rows(out)
@@ -70,7 +79,7 @@ def test_retry_errors_replaces_error_rows_one_row_per_key(ray_local, smollm, tmp
         assert second[k]["finished_at"] > first[k]["finished_at"] and second[k]["sweep_id"] == "sweep"
     assert second[KEY.format("broken")] == first[KEY.format("broken")]
     assert second[KEY.format("gamma")] == gamma
-    archived = pq.read_table(out / RETRIED / "reviews").to_pylist()
+    archived = _table(out / RETRIED / "reviews").to_pylist()
     assert sorted(r["key"] for r in archived) == sorted(failing)
     assert all(r["error_kind"] == "engine_error" and r["sweep_id"] == "first" for r in archived)
     (rec,) = _retried(out)
@@ -91,10 +100,10 @@ def test_retry_errors_replaces_error_rows_one_row_per_key(ray_local, smollm, tmp
     assert all(third[k] == second[k] for k in second if k not in again)
     recs = _retried(out)
     assert len(recs) == 2 and recs[1]["kinds"] == "all" and recs[1]["replaced"] == len(again)
-    archived = pq.read_table(out / RETRIED / "reviews").to_pylist()
+    archived = _table(out / RETRIED / "reviews").to_pylist()
     assert len(archived) == 2 + len(again)  # nothing lost: every replaced row is kept aside
     import pandas as pd
-    assert len(pd.read_parquet(out / "reviews")) == 4  # what users read sees one row per key
+    assert len(pd.read_parquet(f"{out.path}/reviews", filesystem=out.fs)) == 4  # one row per key, read in place
 
 
 @pytest.mark.integration
