@@ -15,7 +15,6 @@ import functools
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from longsweep.config import ModelSpec
-from longsweep.errors import ErrorKind, FatalError
+from longsweep.errors import ErrorKind
 from longsweep.jobs.base import Job
 from longsweep.results import error_row, now_iso, to_table
 from longsweep.runtime.stream_input import Scan, Span, done_id_hashes, scan_prompts, span_lines, todo_mask
@@ -188,62 +187,20 @@ def run_stream(job: Job, spec: ModelSpec, settings) -> Any:
     from longsweep.runtime.stream_summary import summarize_stream
     summary = summarize_stream(table_dir, total=total, skipped=skipped, ran=n_todo, wall_s=time.perf_counter() - t0,
                                since=started, model=spec.name)
-    summary.stopped = stopped
-    counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind,
-              "prefix_cache": summary.prefix_cache, "engine": summary.engine}
-    write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
-                   model_name=spec.name, stopped=stopped, counts=counts)
-    return summary
+    from longsweep.runtime.sweep import finish_summary
+    return finish_summary(summary, stopped, job=job, spec=spec, sweep_dir=sweep_dir, sweep_id=sid, started=started)
 
 
 def execute_stream(job: Job, spec: ModelSpec, settings, ds, *, n_rows: int, skipped: int, started: str,
                    in_flight: int) -> str | None:
-    """The actor pool over the stream (as runtime/sweep.py's ``_execute`` over a list); why it stopped early."""
-    import ray
-
+    """The actor pool over the stream (runtime/sweep.py's ``run_pool``, as for a list); why it stopped early."""
     from longsweep.runtime import sweep as sw
-    from longsweep.runtime.feasibility import ResourceWait
-    from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
-    from longsweep.runtime.progress import Progress
-    lo, hi = settings.concurrency
-    table_dir = loc(settings.sweep_dir) / job.table
     # this dataset's context (map_batches copies it on): grow the pool as soon as every actor is busy, and
     # blocks of the job's size, in and out; Ray Data's default (128 MiB) would make a read task's whole span
     # one actor task and its rows one file written at the task's end
     ds.context.autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
     # a fed engine (vLLM, a server): one planned batch a block, as from_items gives it (16 in flight per actor)
     ds.context.target_max_block_size = 1 if in_flight > 1 else job.stream_block_bytes
-    warnings.filterwarnings("ignore", message="`ray_remote_args_fn` is deprecated", module=__name__)
-    ds = ds.map_batches(
-        sw._worker_cls(), batch_size=1,
-        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
-                                           max_concurrent_calls_per_actor=in_flight),
-        fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
-                                   table_dir=table_dir, api_key=actor_secret(spec)),
-        **{k: v for k, v in actor_resources(spec).items() if v is not None},
-        **actor_env(spec),
-        ray_remote_args_fn=(remote_args := remote_args_fn(spec)),
-    )
-    progress = Progress(table_dir, total=n_rows, already=skipped, limit=settings.limit,
-                        waiter=ResourceWait(spec, settings.wait_for_resources), model=spec.name)
-    table_dir.mkdir()  # before the write: Ray Data removes a folder it created when its write got no rows (and
-    # on an object store, with no folders, it is told not to create one)
-    try:
-        with progress, OrphanSweeper(remote_args):
-            ds.write_parquet(table_dir.path, filesystem=table_dir.fs, try_create_dir=table_dir.local,
-                             ray_remote_args={"num_cpus": 0})
-    except KeyboardInterrupt:
-        if progress.fatal:
-            write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
-                           finished_at=now_iso(), model_name=spec.name, fatal=progress.fatal)
-            raise FatalError(progress.fatal) from None
-        if progress.stop_reason is None:
-            raise
-    except Exception as e:  # noqa: BLE001 - Ray Data fails the whole execution when actors cannot start
-        msg = sw.fatal_message(spec, e)
-        write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
-                       finished_at=now_iso(), model_name=spec.name, fatal=msg)
-        raise FatalError(msg) from e
-    finally:
-        remote_args.release()
-    return progress.stop_reason
+    sw.silence_remote_args_fn_deprecation()
+    return sw.run_pool(job, spec, settings, ds, loc(settings.sweep_dir) / job.table, in_flight=in_flight,
+                       n_rows=n_rows, already=skipped, n_fresh=0, started=started)

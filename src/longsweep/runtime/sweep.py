@@ -143,15 +143,21 @@ def run_sweep(job: Job, spec: ModelSpec, planned: Planned, settings: RunSettings
     summary = summarize(table_dir, total=len(items) + len(error_rows), skipped=skipped,
                         ran=len(todo) + len(fresh_errors), wall_s=time.perf_counter() - t0, since=started,
                         model=spec.name)
+    return finish_summary(summary, stopped, job=job, spec=spec, sweep_dir=sweep_dir, sweep_id=sid, started=started)
+
+
+def finish_summary(summary: SweepSummary, stopped: str | None, *, job: Job, spec: ModelSpec, sweep_dir: Loc,
+                   sweep_id: str, started: str) -> SweepSummary:
+    """The model's counts into its summary and the manifest (a list's sweep or a stream's)."""
     summary.stopped = stopped
     counts = {"rows": summary.rows, "ok": summary.ok, "error": summary.errors, "errors_by_kind": summary.errors_by_kind,
               "prefix_cache": summary.prefix_cache, "engine": summary.engine}
-    write_manifest(sweep_dir, sweep_id=sid, job=job.name, started_at=started, finished_at=now_iso(),
+    write_manifest(sweep_dir, sweep_id=sweep_id, job=job.name, started_at=started, finished_at=now_iso(),
                    model_name=spec.name, stopped=stopped, counts=counts)
     return summary
 
 
-def _silence_remote_args_fn_deprecation() -> None:
+def silence_remote_args_fn_deprecation() -> None:
     """Ray 2.60 deprecates ``ray_remote_args_fn`` (and ``**ray_remote_args``: "use the named remote parameters")
     but has no named parameter for what it gives: ``max_restarts``/``max_task_retries`` and a placement group
     per actor (a model on several GPUs); Ray's own vLLM batch stage still passes it. Silenced for this module's
@@ -177,18 +183,30 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     # Ray Data grows an actor pool when in-flight tasks / actors >= this threshold (default 1.75): grow as
     # soon as every actor is busy.
     ray.data.DataContext.get_current().autoscaling_config.actor_pool_util_upscaling_threshold = 1.0
-    _silence_remote_args_fn_deprecation()
+    silence_remote_args_fn_deprecation()
     # from_items puts each block in the object store (~3 ms each): cap the blocks so that 100,000 items start
     # within seconds; a block then holds several batches, and rows land once per block's task
     ds = ray.data.from_items([{"items": pack_batch(b)} for b in batches],
                              override_num_blocks=min(len(batches), MAX_BLOCKS))
+    return run_pool(job, spec, settings, ds, table_dir, in_flight=in_flight, n_rows=n_rows, already=already,
+                    n_fresh=n_fresh, started=started)
+
+
+def run_pool(job: Job, spec: ModelSpec, settings: RunSettings, ds: Any, table_dir: Loc, *, in_flight: int,
+             n_rows: int, already: set[str] | int, n_fresh: int, started: str) -> str | None:
+    """The model's actor pool over ``ds`` (one planned batch a row: a list's, or a stream's, runtime/stream.py),
+    its rows written into ``table_dir`` as batches finish; returns why it stopped early, or None."""
+    import ray
+    from longsweep.runtime.feasibility import ResourceWait
+    from longsweep.runtime.progress import Progress
     ds = ds.map_batches(
         _worker_cls(),
         batch_size=1,
         # an actor pool that starts with what is there and grows to `max` as nodes join; a fed engine
         # gets several batches at once, so the next batch's items join its running set before the
         # current batch's longest answer ends
-        compute=ray.data.ActorPoolStrategy(min_size=lo, max_size=hi, max_tasks_in_flight_per_actor=in_flight,
+        compute=ray.data.ActorPoolStrategy(min_size=settings.concurrency[0], max_size=settings.concurrency[1],
+                                           max_tasks_in_flight_per_actor=in_flight,
                                            max_concurrent_calls_per_actor=in_flight),
         fn_constructor_kwargs=dict(job=job, model=spec.model_dump(mode="json"), sweep_id=settings.sweep_id,
                                    table_dir=table_dir, api_key=actor_secret(spec)),
@@ -197,8 +215,6 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
         **actor_env(spec),
         ray_remote_args_fn=(remote_args := remote_args_fn(spec)),
     )
-    from longsweep.runtime.feasibility import ResourceWait
-    from longsweep.runtime.progress import Progress
     progress = Progress(table_dir, total=n_rows, already=already, limit=settings.limit,
                         waiter=ResourceWait(spec, settings.wait_for_resources), model=spec.name)
     progress.done = progress.errors = n_fresh  # driver-side error rows count against the limit too
