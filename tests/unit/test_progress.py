@@ -181,3 +181,28 @@ def test_a_terminal_gets_one_live_bar_per_model_and_a_pipe_plain_lines(tmp_path,
     plain.isatty = lambda: True
     with Progress(tmp_path / "x", total=1, already=0, stream=plain) as c:
         assert c._bar is None
+
+
+def test_raylet_notices_go_to_the_log_not_the_terminal(capsys):
+    """A node lost, a task retried: Ray prints these as ``(raylet) ...`` on stdout; a quiet sweep logs them
+    (its own line says what happened) and leaves every other printed line as Ray prints it."""
+    import logging
+    import ray._private.worker as rw
+    from longsweep.runtime.quiet import quiet_ray
+    quiet_ray()
+    quiet_ray()  # idempotent: wrapped once
+    logged: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: logged.append(record.getMessage())  # the ray logger does not propagate
+    ray_logger = logging.getLogger("ray")
+    ray_logger.addHandler(handler)
+    level, ray_logger.level = ray_logger.level, logging.INFO
+    try:
+        rw.print_to_stdstream({"lines": ["A node died"], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+        rw.print_to_stdstream({"lines": ["a worker's own line"], "pid": 123, "is_err": False}, ignore_prefix=True)
+    finally:
+        ray_logger.removeHandler(handler)
+        ray_logger.level = level
+    out = capsys.readouterr().out
+    assert "A node died" not in out and "a worker's own line" in out
+    assert logged == ["(raylet) A node died"]

@@ -55,6 +55,28 @@ def quiet_ray() -> None:
         if is_console(h):
             h.setLevel(OFF)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    _raylet_notices_to_log()
+
+
+def _raylet_notices_to_log() -> None:
+    """The cluster's notices to the driver (a node died, a task or actor retried: Ray prints them as
+    ``(raylet) ...`` on stdout from a thread of its own) go to the ray logger's session file instead; the sweep
+    says what matters in one line of its own (runtime/nodes.py: nodes lost, batches run again). Ray 2.60 has no
+    setting for this: its printer (``ray._private.worker.print_to_stdstream``) is wrapped, raylet notices only."""
+    import ray._private.worker as rw
+    printer = rw.print_to_stdstream
+    if getattr(printer, "_longsweep_quiet", False):
+        return
+
+    def quiet_printer(data, ignore_prefix: bool):
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", []):
+                logging.getLogger("ray").info("(raylet) %s", line)
+            return
+        return printer(data, ignore_prefix)
+
+    quiet_printer._longsweep_quiet = True  # type: ignore[attr-defined]
+    rw.print_to_stdstream = quiet_printer
 
 
 def _session_logs() -> str | None:
