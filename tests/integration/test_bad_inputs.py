@@ -42,7 +42,7 @@ def test_bad_inputs_are_error_rows_and_the_rest_is_reviewed(ray_local, smollm, t
     _bad_papers(papers)
     spec = smollm.with_window(1024)
     # one attempt per item: this test is about inputs, not review quality
-    job = ReviewJob(ReviewOptions(runs=1, completion_reserve=160, versions=["v1", "v2"]), papers,
+    job = ReviewJob(ReviewOptions(runs=1, completion_reserve=64, versions=["v1", "v2"]), papers,
                     policy=WorkerPolicy(max_retries=0))
     s = run_one(job, spec, tmp_path / "out", sweep_id="bad", concurrency=(2, 2), batch_items=2)
     rows = pq.read_table(tmp_path / "out" / "reviews").to_pylist()

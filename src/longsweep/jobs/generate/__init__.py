@@ -59,7 +59,7 @@ class GenerateJob(Job):
         from longsweep.runtime.stream import check_prompts
         check_prompts(self.inputs)
 
-    stream_block_bytes = 32 << 10  # a block of the stream, in and out (~50 prompts, as many rows a file)
+    stream_block_bytes = 1  # one planned batch a block: its rows land as it finishes (a model takes seconds an item)
 
     def window_items(self, spec: ModelSpec, sweep_id: str, prompts: list[dict[str, Any]]
                      ) -> tuple[list[WorkItem], list[dict[str, Any]]]:
