@@ -8,7 +8,6 @@ model runs (a corrupt PDF) are written directly, so they too appear exactly once
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from collections import Counter
@@ -266,10 +265,29 @@ def feed_for(seqs: int, *, n_items: int, n_actors: int) -> FeedSettings:
 
 
 def plan_fed(items: list, batch_items: int) -> list[list]:
-    """A fed engine's batches: longest first, equal item counts, no cost cap (the cap balances an engine
+    """A fed engine's batches: the job's order, equal item counts, no cost cap (the cap balances an engine
     that runs a batch's items in turn; here it would make batches of one long item and leave the running set
-    short). ``items``: WorkItems, or dicts with ``key`` and ``cost`` (bench/sched_sim.py replays it)."""
-    return plan_batches(items, max_items=batch_items, max_cost=math.inf)
+    short). Items of one ``group`` are put together where the job listed them apart (the place of its first
+    item), and groups whose items take more turns (``n_rows``: a story's) go first, stably: a turn waits for
+    the one before it, so the longest chains start first; items of one turn each keep the job's order.
+
+    Not longest prompt first: the engine's own scheduler packs the running set, and a prompt's length says
+    little about how long its item runs. In the KV-bound regime the engine's FCFS over the job's order is
+    what a bare ``LLM.generate`` does, and longest first was slower in every seed bench/kv_gpu.py tried
+    (longest prompts together hold fewer sequences); a generate file's identical prompts of different
+    ``max_tokens`` also stay next to each other, so later ones take the first one's cached blocks.
+    ``items``: WorkItems, or dicts with ``key`` and ``cost`` (bench/kv_gpu.py, bench/sched_sim.py replay it)."""
+    groups: dict[Any, list] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(_field(it, "group") or ("_", i), []).append(it)
+    ranked = sorted(groups.values(), key=lambda g: -max(int(_field(it, "n_rows") or 1) for it in g))
+    ordered = [it for g in ranked for it in g]
+    n = max(1, batch_items)
+    return [ordered[i:i + n] for i in range(0, len(ordered), n)]
+
+
+def _field(it: Any, name: str) -> Any:
+    return it.get(name) if isinstance(it, dict) else getattr(it, name, None)
 
 
 def feed_settings(spec: ModelSpec, *, n_items: int, n_actors: int) -> FeedSettings | None:
