@@ -76,7 +76,7 @@ def check_one(spec: ModelSpec, gpu_gb: float | None, runs: int = 3) -> tuple[boo
     from longsweep.memcheck import check_model
     mc = check_model(spec, gpu_gb)
     if spec.backend == "vllm" and mc.ok:
-        return mc.ok, mc.message + "\n" + at_once_line(spec, mc, runs)
+        return mc.ok, mc.message + "\n" + at_once_line(spec, mc, runs) + layout_lines(spec, mc, runs)
     return mc.ok, mc.message
 
 
@@ -94,6 +94,31 @@ def at_once_line(spec: ModelSpec, mc, runs: int) -> str:
             f"{fit.sequences} sequences in {fit.kv_tokens} tokens of KV"
             + (f" (max_num_seqs {cap} runs at most {cap})" if (cap := spec.vllm.max_num_seqs) and cap < fit.sequences
                else ""))
+
+
+ANSWER_SHARE = 0.3  # answers average this share of completion_reserve (SEA-E reviews: mean 1,240 of 4,096)
+
+
+def layout_lines(spec: ModelSpec, mc, runs: int, gpu_counts: tuple[int, ...] = (1, 2, 4, 8)) -> str:
+    """Per GPU count, the layout (tensor parallel 1, 2 or 4, actors) with the most answer tokens/s, from
+    ``kvfit.layouts``: a model of FCFS in the KV-bound regime and of bandwidth-bound steps, not a measurement."""
+    if mc.device != "GPU" or not mc.device_bytes or not mc.params:
+        return ""
+    from longsweep.kvfit import layouts
+    answer = max(1, int(spec.completion_reserve * ANSWER_SHARE))
+    prompt = max(1, mc.window - spec.completion_reserve - spec.safety_buffer)
+    shape = dict(layers=mc.layers, kv_heads=mc.kv_heads, head_dim=mc.head_dim,
+                 dtype_bytes=max(1, mc.kv_per_token_total // max(1, 2 * mc.layers * mc.kv_heads * mc.head_dim)))
+    lines = [f"\n  layout per GPU count (modelled, docs/BENCHMARKS.md; prompts of {prompt} tokens, answers averaging "
+             f"{answer}, {runs} runs a version): answer tokens/s"]
+    for g in gpu_counts:
+        out = layouts(g, gpu_bytes=mc.device_bytes, weights_bytes=mc.weights_total, params=mc.params,
+                      prompt_tokens=prompt, answer_tokens=answer, runs=runs, utilization=mc.utilization,
+                      max_num_seqs=spec.vllm.max_num_seqs or 1024, **shape)
+        text = ", ".join(f"tp {x.tp} x {x.actors} actor(s) {x.tokens_per_s:.0f}" if x.tokens_per_s else
+                         f"tp {x.tp}: does not fit" for x in out)
+        lines.append(f"    {g} GPU(s): {text}")
+    return "\n".join(lines)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
