@@ -78,6 +78,9 @@ def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
     if not prompts.exists():
         write_prompts(prompts, n)
     n_done = int(n * done_frac)
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
     if n_done:
         write_done(out / "echoes", n_done)
     log = tmp / f"driver-{n}-{done_frac}.log"
@@ -126,11 +129,14 @@ def main() -> None:
     ap.add_argument("--done", type=float, default=0.0, help="fraction of the keys already in the table (b)")
     ap.add_argument("--tag", default="after")
     ap.add_argument("--timeout", type=float, default=1200)
+    ap.add_argument("--workdir", help="keep the prompt files here and reuse them (they take a minute at 10M)")
     a = ap.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = Path(a.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for n in map(int, a.sizes.split(",")):
-            runs.append(run(n, a.done, Path(tmp), a.timeout))
+            runs.append(run(n, a.done, work, a.timeout))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "log_tail"}), flush=True)
     name = f"scale-{a.tag}" + (f"-done{a.done}" if a.done else "")
     write(name, {"command": f"python bench/scale.py --sizes {a.sizes} --done {a.done} --tag {a.tag}", "runs": runs,

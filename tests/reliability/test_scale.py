@@ -85,11 +85,14 @@ def _done_rows(table_dir, ids: list[str], model: str = "smollm2-135m") -> None:
 
 
 @pytest.mark.slow
-def test_100000_prompts_streamed_resume_runs_only_the_missing_keys_and_a_bad_line_is_its_own_row(smollm, tmp_path):
+def test_100000_prompts_streamed_resume_runs_only_the_missing_keys_and_a_bad_line_is_its_own_row(smollm, tmp_path,
+                                                                                               monkeypatch):
     """Issue 27: a prompts file streamed (never a list of every prompt in the driver), resumed by an anti-join
-    of key hashes: of 100,000 lines, 98,999 already have rows; the 1,000 missing ones and one bad line run."""
+    of key hashes: of 100,000 lines, 98,999 already have rows; the 1,000 missing ones and one bad line run.
+    The scan and the anti-join run in child processes, as for a file over 32 MB (runtime/stream_scan.py)."""
     import json
     from clirun import cli
+    monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")
     ids = [f"p{i:06d}" for i in range(100_000)]
     bad = 50_000  # its line is refused on its own: the id stays, the row is an error naming line and field
     lines = [json.dumps({"id": pid, "prompt": f"Say {i}."} if i != bad else

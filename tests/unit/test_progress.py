@@ -138,6 +138,27 @@ def test_the_limit_cannot_interrupt_once_the_write_has_ended(tmp_path):
     assert p.stop_reason is not None and hit == [] and "stopping" not in out.getvalue()
 
 
+def test_a_slow_listing_is_polled_less_often(tmp_path):
+    """A poll that takes 50 ms (a folder of many files, an object store) is followed by a wait of ten times as
+    long, not by the next poll 1 ms later: the listing never takes more than a tenth of the thread's time."""
+    import time
+
+    calls = []
+
+    class SlowListing(Progress):
+        def poll(self):
+            calls.append(time.perf_counter())
+            time.sleep(0.05)
+
+    p = SlowListing(tmp_path, total=1, already=0, every_s=60, stream=io.StringIO(), poll_s=0.001)
+    p._thread.start()
+    time.sleep(1.2)
+    p._stop.set()
+    p._thread.join()
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert 1 <= len(calls) <= 4 and all(g >= 0.5 for g in gaps), gaps  # without it: about 23 polls
+
+
 def test_a_terminal_gets_one_live_bar_per_model_and_a_pipe_plain_lines(tmp_path, monkeypatch):
     """On a terminal (a pty here) each model's Progress draws a tqdm bar on a line of its own, redrawn in
     place (carriage returns, no new line per update), and ends with the plain line; LONGSWEEP_PROGRESS=lines

@@ -10,18 +10,31 @@ import pytest
 
 from longsweep.errors import InputError
 from longsweep.jobs.generate.inputs import parse_line, read_prompts
-from longsweep.runtime.stream_input import (BLOCK_BYTES, done_id_hashes, hash_ids, hash_strings, scan_prompts,
-                                            span_lines, todo_mask)
+from longsweep.runtime import stream_scan
+from longsweep.runtime.stream_hash import hash_ids, hash_strings, member, unique_pairs
+from longsweep.runtime.stream_input import BLOCK_BYTES, Todo, done_id_hashes, scan_prompts, span_lines, todo_mask
 
 
 def test_hashes_are_the_same_from_arrow_and_from_python_and_tell_ids_apart():
     ids = [f"p{i:07d}" for i in range(200_000)] + ["a", "b", "ab", "ba", "é", "x" * 5000]
     h = hash_ids(ids)
-    assert len(np.unique(h)) == len(ids)
+    assert h.shape == (2, len(ids)) and unique_pairs(h).shape[1] == len(ids)
+    # each half alone tells them apart too (two independent 64-bit hashes)
+    assert len(np.unique(h[0])) == len(np.unique(h[1])) == len(ids)
     arr = pa.chunked_array([pa.array(ids[:7]), pa.array(ids[7:])])
     assert (hash_strings(pa.array(ids, pa.large_string())) == h).all()
     assert (hash_strings(arr) == h).all()
-    assert (hash_strings(pa.array(ids).slice(5, 10)) == h[5:15]).all()
+    assert (hash_strings(pa.array(ids).slice(5, 10)) == h[:, 5:15]).all()
+
+
+def test_a_pair_that_shares_its_first_half_with_another_is_still_told_apart():
+    # first halves equal, second halves differ: what a 64-bit hash alone would have taken for one id
+    ref = np.array([[5, 5, 5, 9, 1], [30, 10, 20, 1, 7]], dtype=np.uint64)
+    s = unique_pairs(np.concatenate([ref, ref[:, :2]], axis=1))
+    assert s.tolist() == [[1, 5, 5, 5, 9], [7, 10, 20, 30, 1]]
+    needles = np.array([[5, 5, 5, 9, 9, 2], [20, 30, 11, 1, 2, 7]], dtype=np.uint64)
+    assert member(needles, s).tolist() == [True, True, False, True, False, False]
+    assert member(needles, s, step=2).tolist() == [True, True, False, True, False, False]
 
 
 def test_a_mixed_file_is_scanned_in_spans_with_every_line_numbered(tmp_path):
@@ -37,7 +50,7 @@ def test_a_mixed_file_is_scanned_in_spans_with_every_line_numbered(tmp_path):
     # the ids the scan hashed are the ones each line is decided with
     want = [parse_line(ln, n, "p.jsonl", max_tokens=None)[0] for n, ln in got if ln.strip()]
     assert want[:5] == ["a", "3", "4", "5", "c"]
-    assert (scan.hashes[~scan.blank] == hash_ids(want)).all()
+    assert (scan.hashes[:, ~scan.blank] == hash_ids(want)).all()
 
 
 def test_repeats_are_all_named_and_file_wide_problems_refused(tmp_path):
@@ -81,9 +94,28 @@ def test_resume_is_an_anti_join_of_this_models_keys(tmp_path):
                    table / "a.parquet")
     (table / "broken.parquet").write_bytes(b"cut short")
     done = done_id_hashes(table, "m")
-    assert len(done) == 3
+    assert done.shape == (2, 3)
     todo = todo_mask(scan_prompts(f), done)
     assert np.flatnonzero(~todo).tolist() == [1, 4]
+
+
+def test_a_big_file_is_scanned_and_joined_in_a_child_and_the_driver_keeps_bits(tmp_path, monkeypatch):
+    monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")  # every file is big
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"p{i}", "prompt": "w" * 200}) + "\n" for i in range(50_000)) + "\n")
+    table = tmp_path / "echoes"
+    table.mkdir()
+    pq.write_table(pa.table({"key": [f"p{i}/m" for i in range(0, 50_000, 2)]}), table / "a.parquet")
+    scan = stream_scan.scan(str(f))
+    assert scan.kept and scan.lines is None and scan.n_prompts == 50_000 and len(scan.spans) >= 2
+    assert stream_scan.scan(str(f)) is scan  # kept for the sweep that follows
+    todo = stream_scan.todo(scan, table, "m")
+    assert todo.n_todo == 25_000
+    left = np.concatenate([np.flatnonzero(Todo.mask(s, b)) + s.first_line for s, b in todo.spans])
+    assert left.tolist() == list(range(2, 50_001, 2))  # line n holds p{n-1}: the odd ids are left
+    f.write_text('{"id": "a"}\n{"id": "a"}\n')
+    with pytest.raises(InputError, match="repeated: 'a'"):  # the child's refusal, raised here
+        stream_scan.scan(str(f))
 
 
 def test_the_old_reader_and_the_line_parser_agree(tmp_path):

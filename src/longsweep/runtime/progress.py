@@ -1,7 +1,9 @@
 """A sweep progress line on top of Ray Data's own bars: items done/total, errors, tokens/s, ETA.
 
 A driver thread watches the table folder: workers' Parquet files land there as their
-batches finish, so the count is what is really written, not what was dispatched.
+batches finish, so the count is what is really written, not what was dispatched. Each file is read once (its
+counted columns), and the folder is listed every second, or less often where a listing takes longer (a
+folder of hundreds of thousands of files, an object store): never more than a tenth of the thread's time.
 The same thread enforces the error limit: when it is passed, it records why and
 interrupts the thread that runs the sweep (the main thread, or a model's thread when several
 models run at once), which stops the Ray Data execution. While no node can hold one actor
@@ -31,6 +33,7 @@ from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.store import Loc, loc, parquet_files
 from longsweep.runtime.signals import interruptible, raise_in_thread
 
+LIST_SHARE = 10  # the next poll waits at least this many times as long as the last one took
 _started = threading.Event()  # a Progress of this process has started: planning is over
 _slots_lock = threading.Lock()
 _slots: set[int] = set()  # the terminal lines that live bars hold (several models at once: one line each)
@@ -214,9 +217,12 @@ class Progress:
         raise_in_thread(self._owner or threading.main_thread().ident, KeyboardInterrupt)
 
     def _loop(self) -> None:
-        last = time.perf_counter()
-        while not self._stop.wait(self.poll_s):
+        last, wait = time.perf_counter(), self.poll_s
+        while not self._stop.wait(wait):
+            t = time.perf_counter()
             self.poll()
+            # a folder of many files (or a slow store's listing) is listed less often: at most a tenth of the time
+            wait = max(self.poll_s, LIST_SHARE * (time.perf_counter() - t))
             if self.check_limit() or self.check_wait():
                 with self._lk:
                     if not self._stop.is_set():

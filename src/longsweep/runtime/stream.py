@@ -1,8 +1,9 @@
 """The streaming sweep of prompt-file jobs (generate, echo): the driver's memory does not grow with the file.
 
 ``run_stream`` replaces ``make_items`` + ``run_sweep`` for a job with ``window_items`` (jobs/generate,
-jobs/echo). The driver holds the scan's 9 bytes per line (runtime/stream_input.py) and the hashes of the keys
-already written; the prompts themselves are read by Ray Data read tasks on the driver's node
+jobs/echo). The driver holds the file's spans and a bit a line of what is left to run (the scan and the
+anti-join of resume: runtime/stream_input.py, in a child process for a big file: runtime/stream_scan.py); the
+prompts themselves are read by Ray Data read tasks on the driver's node
 (``PromptSource``, one per ~8 MB span of the file or Parquet row group), which skip the lines already done
 (the anti-join's mask), decide each line on its own (a bad line is its own error row, written by the task
 into the table at once), plan a window of ``WINDOW`` prompts (longest first, the job's batches: runtime/plan.py)
@@ -18,46 +19,25 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 from longsweep.config import ModelSpec
 from longsweep.errors import ErrorKind
 from longsweep.jobs.base import Job
 from longsweep.results import error_row, now_iso, to_table
-from longsweep.runtime.stream_input import Scan, Span, done_id_hashes, scan_prompts, span_lines, todo_mask
+from longsweep.runtime import stream_scan
+from longsweep.runtime.stream_input import Span, Todo, span_lines
 from longsweep.store import Loc, loc, publish_table, write_manifest
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 4096  # prompts planned together (longest first within the window)
 READERS = 1  # read tasks at once: parsing is Python, and the actors want the cores
-_SCANS: dict[tuple[str, int, int], Scan] = {}
-
-
-def _stamp(path: str) -> tuple[str, int, int]:
-    import os
-    st = os.stat(path)
-    return str(path), st.st_size, st.st_mtime_ns
 
 
 def check_prompts(path: str) -> None:
     """The file-wide checks before Ray (exit 2); the scan is kept for the sweep that follows."""
-    try:
-        stamp = _stamp(path)
-    except OSError:
-        stamp = None
-    scan = scan_prompts(path)
-    if stamp is not None:
-        _SCANS.clear()
-        _SCANS[stamp] = scan
-
-
-def _scan(path: str) -> Scan:
-    try:
-        return _SCANS[_stamp(path)]
-    except (KeyError, OSError):
-        return scan_prompts(path)
+    stream_scan.scan(path)
 
 
 @dataclass
@@ -98,11 +78,12 @@ def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[d
     yield pa.table({"items": pa.array([pack_batch(b) for b in batches], pa.string())})
 
 
-def read_span(sp: StreamPlan, span: Span, todo: np.ndarray) -> Iterator[pa.Table]:
+def read_span(sp: StreamPlan, span: Span, bits: bytes) -> Iterator[pa.Table]:
     """One read task: the span's lines not yet done, decided one by one, in planned blocks."""
     from pathlib import Path
 
     from longsweep.jobs.generate.inputs import parse_line
+    todo = Todo.mask(span, bits)
     spec = ModelSpec.model_validate(sp.model)
     name, max_tokens = Path(sp.path).name, getattr(sp.job.options, "max_tokens", None)
     prompts: list[dict] = []
@@ -121,17 +102,16 @@ def read_span(sp: StreamPlan, span: Span, todo: np.ndarray) -> Iterator[pa.Table
     yield from _blocks(sp, spec, prompts, errors)
 
 
-def _read_tasks(sp: StreamPlan, scan: Scan, todo: np.ndarray) -> list:
+def _read_tasks(sp: StreamPlan, todo: Todo) -> list:
     """One read task per span that holds a line not yet done (a span whose every line is done is not read)."""
     from ray.data.block import BlockMetadata
     from ray.data.datasource import ReadTask
     tasks = []
-    for span in scan.spans:
-        mask = todo[span.first_line - 1: span.first_line - 1 + span.n_lines].copy()
-        if mask.any():
-            meta = BlockMetadata(num_rows=None, size_bytes=int(mask.sum()) * 200, input_files=None, exec_stats=None)
-            tasks.append(ReadTask(functools.partial(read_span, sp, span, mask), meta,
-                                  schema=pa.schema([("items", pa.string())])))
+    for span, bits in todo.spans:
+        n = int(Todo.mask(span, bits).sum())
+        meta = BlockMetadata(num_rows=None, size_bytes=n * 200, input_files=None, exec_stats=None)
+        tasks.append(ReadTask(functools.partial(read_span, sp, span, bits), meta,
+                              schema=pa.schema([("items", pa.string())])))
     return tasks
 
 
@@ -159,9 +139,9 @@ def run_stream(job: Job, spec: ModelSpec, settings) -> Any:
     t0 = time.perf_counter()
     sweep_dir, sid = loc(settings.sweep_dir), settings.sweep_id
     table_dir = sweep_dir / job.table
-    scan = _scan(job.inputs)
-    todo = todo_mask(scan, done_id_hashes(table_dir, spec.name))
-    total, n_todo = scan.n_prompts, int(todo.sum())
+    scan = stream_scan.scan(job.inputs)
+    todo = stream_scan.todo(scan, table_dir, spec.name)
+    total, n_todo = scan.n_prompts, todo.n_todo
     skipped = total - n_todo
     started = now_iso()
     write_manifest(sweep_dir, sweep_id=sid, job=job.name, model=spec.model_dump(mode="json"),
@@ -177,7 +157,7 @@ def run_stream(job: Job, spec: ModelSpec, settings) -> Any:
                         feed is not None, hi, batches_per_actor(spec.backend))
         logger.info("sweep %s: %d prompts to run (%d done before) streamed from %s", sid, n_todo, skipped, scan.path)
         import ray
-        tasks = _read_tasks(sp, scan, todo)
+        tasks = _read_tasks(sp, todo)
         # as many blocks asked for as there are tasks, so that Ray Data splits none of them
         ds = ray.data.read_datasource(prompt_source(tasks), concurrency=min(READERS, len(tasks)), num_cpus=0,
                                       override_num_blocks=len(tasks))

@@ -1,15 +1,16 @@
-"""Prompt files read as a stream: a scan of ids before Ray, spans for the read tasks, resume as an anti-join.
+"""Prompt files read as a stream: a scan of ids, spans for the read tasks, resume as an anti-join.
 
 A prompts file (JSONL, or Parquet with the same columns) is never held whole. ``scan_prompts`` reads it once in
-blocks of ~8 MB before Ray and keeps one 8-byte hash of each line's id (``hash_strings``: vectorised over
-Arrow's string buffers; pyarrow's JSON reader takes the ids of a clean block, Python the rest); what concerns the
-file as a whole is refused there, with today's messages (``InputError``, exit 2): it cannot be read, it has no
-lines, ids repeat (found by sorting the hashes; a second pass over the file names each repeated id exactly, so
-a hash collision is never taken for a repeat). The file's blocks become the read tasks' spans.
+blocks of ~8 MB and keeps one 128-bit hash of each line's id (runtime/stream_hash.py; pyarrow's JSON reader
+takes the ids of a clean block, Python the rest); what concerns the file as a whole is refused there, with
+today's messages (``InputError``, exit 2): it cannot be read, it has no lines, ids repeat (found by sorting the
+hashes; a second pass over the file names each repeated id exactly, so a hash collision is never taken for a
+repeat). The file's blocks become the read tasks' spans.
 
 Resume is an anti-join of hashes: the table's keys of this model, read file by file as Arrow, hashed, sorted
-(``done_id_hashes``); ``todo_mask`` marks each line not yet written (a 64-bit hash: two different ids share one
-with a chance of about n_done x n_new / 2**64, 5e-6 at 10M x 9M). No Python set or dict of keys is built.
+(``done_id_hashes``); ``todo_spans`` marks each line not yet written, per span, as packed bits. No Python set or
+dict of keys is built. A big file's scan and anti-join run in a child process (runtime/stream_scan.py): the
+hashes (16 bytes a line) go to a temporary file there, and the driver keeps the spans and the bits.
 """
 
 from __future__ import annotations
@@ -26,67 +27,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from longsweep.errors import InputError
+from longsweep.runtime.stream_hash import empty, equal_to_previous, hash_ids, hash_strings, member, sort_pairs, \
+    unique_pairs
 
 logger = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20  # a JSONL span: one read task
 PARQUET_BATCH = 8192  # rows of a Parquet row group read at once
-
-
-# --- hashing --------------------------------------------------------------------------------------------------
-
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_P1, _P2 = np.uint64(0x100000001B3), np.uint64(0x9E3779B97F4A7C15)
-_POW: dict[int, np.ndarray] = {}
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, elementwise (uint64 arithmetic wraps)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-def _powers(p: np.uint64, n: int) -> np.ndarray:
-    have = _POW.get(int(p))
-    if have is None or len(have) < n:
-        a = np.full(max(n, 256), p, dtype=np.uint64)
-        a[0] = 1
-        have = _POW[int(p)] = np.cumprod(a, dtype=np.uint64)
-    return have
-
-
-def _hash_slice(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-    lengths = np.diff(offsets)
-    total = int(offsets[-1])
-    pos = np.arange(total, dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    b = data.astype(np.uint64) + np.uint64(1)
-    out = []
-    for p in (_P1, _P2):
-        cs = np.zeros(total + 1, dtype=np.uint64)
-        np.cumsum(b * _powers(p, int(lengths.max(initial=0)) + 1)[pos], dtype=np.uint64, out=cs[1:])
-        out.append(cs[offsets[1:]] - cs[offsets[:-1]])
-    return _mix(out[0] ^ _mix(out[1] + lengths.astype(np.uint64)))
-
-
-def hash_strings(arr: pa.Array | pa.ChunkedArray, slice_n: int = 65536) -> np.ndarray:
-    """A 64-bit hash of each string (null as ""), computed on Arrow's buffers without Python strings."""
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    out = [np.zeros(0, dtype=np.uint64)]
-    with np.errstate(over="ignore"):
-        for ch in chunks:
-            ch = pc.fill_null(ch.cast(pa.large_string()), "")
-            for lo in range(0, len(ch), slice_n):
-                part = ch.slice(lo, slice_n)
-                bufs = part.buffers()
-                offs = np.frombuffer(bufs[1], dtype=np.int64)[part.offset: part.offset + len(part) + 1]
-                data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-                out.append(_hash_slice(offs - offs[0], data[offs[0]: offs[-1]]))
-    return np.concatenate(out)
-
-
-def hash_ids(ids: list[str]) -> np.ndarray:
-    return hash_strings(pa.array(ids, pa.large_string()))
 
 
 # --- the scan -------------------------------------------------------------------------------------------------
@@ -104,15 +51,30 @@ class Span:
 
 @dataclass
 class Scan:
+    """A scanned file: its spans, and per line the id's hash and whether the line is blank, held here (a small
+    file) or in two ``.npy`` files under ``kept`` (a big one: runtime/stream_scan.py), read back when needed."""
+
     path: str
     fmt: str  # "jsonl" or "parquet"
-    hashes: np.ndarray = field(repr=False)  # per line (blank lines: 0, and blank set)
-    blank: np.ndarray = field(repr=False)
     spans: list[Span]
+    n_prompts: int
+    lines: np.ndarray | None = field(default=None, repr=False)  # (2, n) hashes (blank lines: 0)
+    blanks: np.ndarray | None = field(default=None, repr=False)
+    kept: str | None = None
 
     @property
-    def n_prompts(self) -> int:
-        return int(len(self.blank) - self.blank.sum())
+    def hashes(self) -> np.ndarray:
+        return self.lines if self.lines is not None else np.load(Path(self.kept) / "hashes.npy", mmap_mode="r")
+
+    @property
+    def blank(self) -> np.ndarray:
+        return self.blanks if self.blanks is not None else np.load(Path(self.kept) / "blank.npy", mmap_mode="r")
+
+    def keep(self, folder: str) -> "Scan":
+        """The same scan with its arrays written under ``folder`` and dropped from memory."""
+        np.save(Path(folder) / "hashes.npy", self.hashes)
+        np.save(Path(folder) / "blank.npy", self.blank)
+        return Scan(self.path, self.fmt, self.spans, self.n_prompts, kept=folder)
 
 
 def input_format(path: Path) -> str:
@@ -251,42 +213,44 @@ def _scan_blocks(path: Path, fmt: str):
         raise InputError(f"{path}: cannot read ({e})") from None
 
 
-def scan_prompts(path: Path | str) -> Scan:
-    """One pass over the file before Ray: every line's id hashed, the spans, the file-wide refusals."""
+def scan_prompts(path: Path | str, keep: str | None = None) -> Scan:
+    """One pass over the file: every line's id hashed, the spans, the file-wide refusals; with ``keep``, the
+    hashes are written into that folder (``Scan.keep``)."""
     path = Path(path)
     fmt = input_format(path)
     if not path.is_file():
         raise InputError(f"{path}: cannot read (no such file)")
-    spans, hashes, blanks = [], [], []
+    spans, hashes, blanks = [], [empty()], [np.zeros(0, bool)]
     for span, ids, blank in _scan_blocks(path, fmt):
         h = hash_strings(ids) if isinstance(ids, pa.Array) else hash_ids(ids)
-        h[blank] = 0
+        h[:, blank] = 0
         spans.append(span)
         hashes.append(h)
         blanks.append(blank)
-    scan = Scan(str(path), fmt, np.concatenate(hashes or [np.zeros(0, np.uint64)]),
-                np.concatenate(blanks or [np.zeros(0, bool)]), spans)
+    h, blank = np.concatenate(hashes, axis=1), np.concatenate(blanks)
     del hashes, blanks
     _release()
+    scan = Scan(str(path), fmt, spans, int(len(blank) - blank.sum()), h, blank)
     if scan.n_prompts == 0:
         raise InputError(f"{path}: no prompts (every line is empty)")
     _refuse_repeats(scan)
-    return scan
+    return scan.keep(keep) if keep else scan
 
 
 def _refuse_repeats(scan: Scan) -> None:
     """Repeated ids, each named: sorted hashes find the candidates, a second pass counts their ids exactly."""
     from longsweep.jobs.generate.inputs import repeated_ids_error
-    s = np.sort(scan.hashes[~scan.blank])
-    dup = np.unique(s[1:][s[1:] == s[:-1]])
-    del s
-    if not len(dup):
+    s = sort_pairs(scan.hashes[:, ~scan.blank])
+    again = equal_to_previous(s)
+    dup = unique_pairs(s[:, again])
+    del s, again
+    if not dup.shape[1]:
         return
     counts: Counter[str] = Counter()
     for span, ids, blank in _scan_blocks(Path(scan.path), scan.fmt):
         ids = ids.to_pylist() if isinstance(ids, pa.Array) else ids
-        h = scan.hashes[span.first_line - 1: span.first_line - 1 + span.n_lines]
-        for i in np.flatnonzero(np.isin(h, dup) & ~blank):
+        h = scan.hashes[:, span.first_line - 1: span.first_line - 1 + span.n_lines]
+        for i in np.flatnonzero(member(h, dup) & ~blank):
             counts[ids[i]] += 1
     dups = sorted(k for k, c in counts.items() if c > 1)
     if dups:
@@ -296,13 +260,13 @@ def _refuse_repeats(scan: Scan) -> None:
 # --- resume ---------------------------------------------------------------------------------------------------
 
 def done_id_hashes(table_dir, model: str, batch_rows: int = 1 << 16) -> np.ndarray:
-    """Sorted hashes of the ids that have a row of ``model`` in the table: read as Arrow, a batch of rows at a
-    time (memory: 8 bytes a key written, not the keys)."""
+    """The distinct hashes of the ids that have a row of ``model`` in the table, pair-sorted: read as Arrow, a
+    batch of rows at a time (memory: 16 bytes a key written, not the keys)."""
     import pyarrow.parquet as pq
 
     from longsweep.store import parquet_files
     suffix = "/" + model
-    out = [np.zeros(0, dtype=np.uint64)]
+    out = [empty()]
     try:
         files = parquet_files(table_dir)
     except FileNotFoundError:
@@ -315,10 +279,9 @@ def done_id_hashes(table_dir, model: str, batch_rows: int = 1 << 16) -> np.ndarr
         except Exception:  # noqa: BLE001 - unreadable or gone (store.read_table skips it too): not done
             continue
         out += part
-    done = np.concatenate(out)
+    done = np.concatenate(out, axis=1)
     del out
-    done.sort()
-    done = done[np.concatenate(([True], done[1:] != done[:-1]))] if len(done) else done
+    done = unique_pairs(done)
     _release()
     return done
 
@@ -339,16 +302,32 @@ def _release() -> None:
         pass
 
 
-def todo_mask(scan: Scan, done: np.ndarray, step: int = 1 << 20) -> np.ndarray:
+def todo_mask(scan: Scan, done: np.ndarray) -> np.ndarray:
     """Per line: a prompt line whose id has no row yet."""
-    todo = ~scan.blank
-    if not len(done):
-        return todo
-    for lo in range(0, len(todo), step):  # sorted needles: searchsorted walks ``done`` once, ~10x faster
-        h = scan.hashes[lo: lo + step]
-        order = np.argsort(h)
-        hs = h[order]
-        found = np.empty(len(h), dtype=bool)
-        found[order] = done[np.minimum(np.searchsorted(done, hs), len(done) - 1)] == hs
-        todo[lo: lo + step] &= ~found
+    todo = ~np.asarray(scan.blank)
+    if done.shape[1]:
+        todo &= ~member(scan.hashes, done)
     return todo
+
+
+@dataclass(frozen=True)
+class Todo:
+    """What is left to run, span by span: the spans with work and, per span, its lines' bits (packed)."""
+
+    spans: list[tuple[Span, bytes]]
+    n_todo: int
+
+    @staticmethod
+    def mask(span: Span, bits: bytes) -> np.ndarray:
+        return np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=span.n_lines).astype(bool)
+
+
+def todo_spans(scan: Scan, table_dir, model: str) -> Todo:
+    """The anti-join of the scan and the table's keys of ``model``, cut into the scan's spans."""
+    todo = todo_mask(scan, done_id_hashes(table_dir, model))
+    out = []
+    for span in scan.spans:
+        m = todo[span.first_line - 1: span.first_line - 1 + span.n_lines]
+        if m.any():
+            out.append((span, np.packbits(m).tobytes()))
+    return Todo(out, int(todo.sum()))

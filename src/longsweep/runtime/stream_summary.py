@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pyarrow.compute as pc
 
-from longsweep.runtime.stream_input import hash_strings
+from longsweep.runtime.stream_hash import empty, hash_strings, unique_pairs
 from longsweep.store import Loc, file_columns, parquet_files, read_file
 
 EXACT_ROWS = 200_000  # up to this many rows, runtime/sweep.summarize counts them (as for every other job)
@@ -22,7 +22,7 @@ COLUMNS = ("key", "status", "error_kind", "completion_tokens", "finished_at", "m
 def summarize_stream(table_dir: Loc, *, total: int, skipped: int, ran: int, wall_s: float, since: str, model: str):
     from longsweep.runtime.sweep import SweepSummary, summarize
     s = SweepSummary(table_dir.parent, table_dir, total, skipped, ran, wall_s=wall_s)
-    hashes, kinds, ok, tokens = [np.zeros(0, np.uint64)], Counter(), 0, 0
+    hashes, kinds, ok, tokens = [empty()], Counter(), 0, 0
     for f in parquet_files(table_dir) if table_dir.is_dir() else []:
         try:
             t = read_file(f, [c for c in COLUMNS if c in file_columns(f)])
@@ -42,12 +42,12 @@ def summarize_stream(table_dir: Loc, *, total: int, skipped: int, ran: int, wall
         if "completion_tokens" in t.column_names and "finished_at" in t.column_names:
             recent = pc.fill_null(pc.greater_equal(t.column("finished_at"), since), False)
             tokens += int(pc.sum(t.column("completion_tokens").filter(recent)).as_py() or 0)
-    h = np.concatenate(hashes)
-    if len(h) <= EXACT_ROWS or len(np.unique(h)) != len(h):
+    h = np.concatenate(hashes, axis=1)
+    if h.shape[1] <= EXACT_ROWS or unique_pairs(h).shape[1] != h.shape[1]:
         # the table's reader (each key once, the newest row; the prefix-cache and engine lines) where the rows are
         # few enough to hold as Python objects, or where a key was written twice
         return summarize(table_dir, total=total, skipped=skipped, ran=ran, wall_s=wall_s, since=since, model=model)
-    s.rows, s.ok = len(h), ok
+    s.rows, s.ok = h.shape[1], ok
     s.errors = s.rows - ok
     s.errors_by_kind = dict(kinds)
     s.completion_tokens = tokens

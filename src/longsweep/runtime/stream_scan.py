@@ -1,0 +1,90 @@
+"""The scan and the anti-join of a big prompt file, each in a child process: the driver's memory stays flat.
+
+Both hold 16 bytes a line for a moment (the ids' hashes: 160 MB at 10M lines, more while sorting). Run in the
+driver, that would be its peak, growing with the file; run in a child (``spawn``: a clean interpreter, never a
+fork of a process with Ray's threads), the memory is the child's and goes back to the system when it exits,
+and the driver keeps only what the sweep needs: the spans, and a bit a line of what is left to run. The
+scan's hashes wait in a temporary folder (removed at exit) for the anti-join of each model.
+
+A file under ``CHILD_BYTES`` (about 300,000 short prompts) is scanned in the driver: a child costs a second or
+two to start, more than such a scan. ``LONGSWEEP_SCAN_CHILD_BYTES`` sets the limit (0: always a child).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from typing import Any, Callable
+
+from longsweep.runtime.stream_input import Scan, Todo, scan_prompts, todo_spans
+
+CHILD_BYTES = 32 << 20
+_SCANS: dict[tuple[str, int, int], Scan] = {}
+
+
+def child_bytes() -> int:
+    try:
+        return int(os.environ.get("LONGSWEEP_SCAN_CHILD_BYTES", CHILD_BYTES))
+    except ValueError:
+        return CHILD_BYTES
+
+
+def _stamp(path: str) -> tuple[str, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def _big(path: str) -> bool:
+    stamp = _stamp(path)
+    return stamp is not None and stamp[1] >= child_bytes()
+
+
+def in_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a fresh child process; its result, or its exception raised here."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        try:
+            return ex.submit(fn, *args).result()
+        except BrokenProcessPool:
+            raise MemoryError("the prompt file's scan ended without an answer (out of memory?)") from None
+
+
+def _forget(scan: Scan) -> None:
+    if scan.kept:
+        shutil.rmtree(scan.kept, ignore_errors=True)
+
+
+def scan(path: str) -> Scan:
+    """The file's scan (``InputError`` for a file refused as a whole), kept for the sweep that follows."""
+    stamp = _stamp(path)
+    have = _SCANS.get(stamp) if stamp else None
+    if have is not None and (not have.kept or os.path.isdir(have.kept)):
+        return have
+    for old in _SCANS.values():
+        _forget(old)
+    _SCANS.clear()
+    if not _big(path):
+        got = scan_prompts(path)
+    else:
+        folder = tempfile.mkdtemp(prefix="longsweep-scan-")
+        atexit.register(shutil.rmtree, folder, True)
+        try:
+            got = in_child(scan_prompts, path, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    if stamp is not None:
+        _SCANS[stamp] = got
+    return got
+
+
+def todo(s: Scan, table_dir: Any, model: str) -> Todo:
+    """What is left of the file for ``model``: in a child when the scan's hashes wait in a folder."""
+    return in_child(todo_spans, s, table_dir, model) if s.kept else todo_spans(s, table_dir, model)
