@@ -118,10 +118,13 @@ def test_a_judge_sweep_cut_short_resumes_and_judges_only_what_is_missing(stories
 def test_unparseable_scores_are_error_rows_left_out_of_means_and_agreement_is_reported(stories, tmp_path):
     """A 40-token answer cannot hold seven judgements: the criteria it did not reach are error rows with
     their reason, never a default; the report's means are pandas' means over the ok rows. Two judge models
-    (one GGUF under two registry names) and two sampled runs give the agreement tables."""
+    (one GGUF under two registry names) and two sampled runs give the agreement tables. (One sequence of the
+    story sweep, its 2 turns, is judged: 2 x 2 x 2 calls and a retry of 4, not 5 x 2 x 2 and 10.)"""
     from longsweep.config import PACKAGED_MODELS_FILE
     from longsweep.reporting.judge import build_judge_report, format_judge_text
     src, ok = stories
+    src, ok = _one_sequence(src, "keeper", tmp_path / "src"), [r for r in ok if r["sequence_id"] == "keeper"]
+    assert len(ok) == 2
     reg = yaml.safe_load(PACKAGED_MODELS_FILE.read_text())
     reg["models"] = {"smollm2-135m": reg["models"]["smollm2-135m"], "judge-b": reg["models"]["smollm2-135m"]}
     (tmp_path / "models.yaml").write_text(yaml.safe_dump(reg))
@@ -167,6 +170,18 @@ def test_unparseable_scores_are_error_rows_left_out_of_means_and_agreement_is_re
     assert set(moved["item_key"]) == set(again[again].index) and len(moved) == again.sum() * len(CRITERIA)
     new = after[after["item_key"].isin(moved["item_key"])]
     assert (new["finished_at"] >= moved["finished_at"].max()).all()
+
+
+def _one_sequence(src: Path, sequence_id: str, dest: Path) -> Path:
+    """A copy of the story sweep whose table holds one sequence's rows (as the sweep wrote them)."""
+    import shutil
+    import pyarrow.compute as pc
+    out = Path(shutil.copytree(src, dest))
+    table = pq.read_table(out / "stories")
+    for p in (out / "stories").glob("*.parquet"):
+        p.unlink()
+    pq.write_table(table.filter(pc.equal(table["sequence_id"], sequence_id)), out / "stories" / "part-0.parquet")
+    return out
 
 
 def _only(df: pd.DataFrame, folder: Path) -> Path:
