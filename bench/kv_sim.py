@@ -147,6 +147,7 @@ class KvResult:
     seconds: float = 0.0
     running_steps: int = 0  # sum over steps of the running set (for the mean per step)
     running_time: float = 0.0  # the same weighted by step time
+    parts_s: dict = field(default_factory=dict)  # seconds per term of a kvfit.StepCost: weights, kv, prefill, comm
     cached: dict = field(default_factory=dict)  # rid -> cached tokens at first admission
     trace: list = field(default_factory=list)  # (scheduled requests, scheduled tokens) per step
 
@@ -156,7 +157,7 @@ class KvResult:
                 "cached_tokens": sum(self.cached.values()),
                 "mean_running_per_step": round(self.running_steps / self.steps, 2) if self.steps else 0.0,
                 "mean_running_in_time": round(self.running_time / self.seconds, 2) if self.seconds else 0.0,
-                "seconds": round(self.seconds, 1),
+                "seconds": round(self.seconds, 1), "seconds_by_term": {k: round(v, 1) for k, v in self.parts_s.items()},
                 "tokens_per_s": round(self.answer_tokens / self.seconds, 1) if self.seconds else 0.0}
 
 
@@ -296,6 +297,11 @@ class KvEngine:
         res.running_steps += len(self.running)
         res.running_time += len(self.running) * dt
         res.seconds += dt
+        c = self.cost
+        if c is not None and hasattr(c, "t_kv"):  # a kvfit.StepCost: where the time goes
+            for k, v in (("weights", c.t_weights), ("comm", c.t_comm), ("kv", c.t_kv * context),
+                         ("prefill", c.t_prefill * prefill)):
+                res.parts_s[k] = res.parts_s.get(k, 0.0) + v
         if self.keep_trace:
             res.trace.append((len(sched), sum(sched.values())))
 
@@ -310,3 +316,25 @@ def run_all(reqs: list[KvReq], engine: KvEngine) -> KvResult:
     for r in reqs:
         engine.submit(r)
     return engine.run()
+
+
+def replay_fed(engine: KvEngine, batches: list[list], in_flight: int, req: Callable) -> None:
+    """One actor of our runtime (runtime/sweep.run_pool with a fed engine): ``in_flight`` planned batches at
+    once, a batch's items submitted in its order as it arrives (``req(item, done)`` makes each KvReq), the next
+    batch the moment one ends."""
+    queue = deque(batches)
+
+    def start() -> None:
+        if queue:
+            batch = queue.popleft()
+            left = [len(batch)]
+
+            def one_done() -> None:
+                left[0] -= 1
+                if left[0] == 0:
+                    start()
+            for it in batch:
+                engine.submit(req(it, one_done))
+
+    for _ in range(in_flight):
+        start()
