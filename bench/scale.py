@@ -2,7 +2,8 @@
 
 Per size N (a JSONL of N prompts written to a temporary folder):
 
-(a) a fresh sweep: the driver's peak resident memory (psutil on the driver process, sampled every 0.2 s) and
+(a) a fresh sweep: the driver's peak resident memory (psutil on the driver process, sampled every 0.2 s; the
+    scan's child process, runtime/stream_scan.py, apart) and
     the time from the command's start to its first row on disk; stopped cleanly (SIGINT, as Ctrl-C) once
     10,000 rows are written;
 (b) with ``--done F``: the same sweep with F x N keys already in the table (rows written here as Parquet with
@@ -73,6 +74,18 @@ def new_rows(table_dir: Path, seen: dict[str, int]) -> int:
     return sum(n for name, n in seen.items() if not name.startswith("before-"))
 
 
+def scan_child_rss(ps: psutil.Process) -> int:
+    """The resident memory of the driver's scan child (runtime/stream_scan.py: a multiprocessing spawn), if any."""
+    total = 0
+    for c in ps.children():
+        try:
+            if any("multiprocessing" in a for a in c.cmdline()):
+                total += c.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
     prompts, out = tmp / f"prompts-{n}.jsonl", tmp / f"out-{n}-{done_frac}"
     if not prompts.exists():
@@ -92,13 +105,14 @@ def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
     with open(log, "w") as lf:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=lf, stderr=subprocess.STDOUT, start_new_session=True)
     ps, peak, first, stopped_at, seen, rows = psutil.Process(proc.pid), 0, None, None, {}, 0
-    peak_running, loads = 0, []
+    peak_running, loads, scan_peak = 0, [], 0
     try:
         while proc.poll() is None and time.monotonic() - t0 < timeout_s:
             try:
                 peak = max(peak, ps.memory_info().rss)
             except psutil.Error:
                 break
+            scan_peak = max(scan_peak, scan_child_rss(ps))
             loads.append(os.getloadavg()[0])
             if stopped_at is None:
                 peak_running = peak
@@ -118,6 +132,7 @@ def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
     tail = log.read_text()[-1500:]
     return {"prompts": n, "jsonl_mb": round(prompts.stat().st_size / 2**20, 1), "keys_done_before": n_done,
             "driver_peak_rss_mb": round(peak / 2**20), "driver_peak_rss_mb_until_stop": round(peak_running / 2**20),
+            "scan_child_peak_rss_mb": round(scan_peak / 2**20),
             "load_avg_1m": round(sum(loads) / max(len(loads), 1), 1), "first_row_s": round(first, 1) if first else None,
             "rows_10k_s": round(stopped_at, 1) if stopped_at else None, "rows_seen": rows, "exit": rc,
             "log_tail": tail if rc not in (130, 0) else tail[-300:]}

@@ -274,8 +274,8 @@ def done_id_hashes(table_dir, model: str, batch_rows: int = 1 << 16) -> np.ndarr
     for f in files:
         try:
             with pq.ParquetFile(f.path, filesystem=f.fs) as pf:
-                cols = [c for c in ("key", "item_key") if c in pf.schema_arrow.names]
-                part = [_done_hashes(b, suffix) for b in pf.iter_batches(batch_size=batch_rows, columns=cols)]
+                part = [_done_hashes(b, suffix) for g in range(pf.num_row_groups)
+                        for b in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=_key_columns(pf, g))]
         except Exception:  # noqa: BLE001 - unreadable or gone (store.read_table skips it too): not done
             continue
         out += part
@@ -286,9 +286,24 @@ def done_id_hashes(table_dir, model: str, batch_rows: int = 1 << 16) -> np.ndarr
     return done
 
 
+def _key_columns(pf, group: int) -> list[str]:
+    """The columns that give a row group's item keys: ``item_key`` alone where its statistics say it has no
+    null (half the bytes read), else ``key`` too."""
+    names = pf.schema_arrow.names
+    if "item_key" not in names:
+        return ["key"]
+    rg = pf.metadata.row_group(group)
+    col = rg.column(names.index("item_key")) if pf.metadata.num_columns == len(names) else None
+    stats = col.statistics if col is not None else None
+    if stats is not None and stats.has_null_count and stats.null_count == 0:
+        return ["item_key"]
+    return ["key", "item_key"]
+
+
 def _done_hashes(batch: pa.RecordBatch, suffix: str) -> np.ndarray:
-    keys = batch.column("key")
-    if "item_key" in batch.schema.names:
+    names = batch.schema.names
+    keys = batch.column("item_key") if "key" not in names else batch.column("key")
+    if "key" in names and "item_key" in names:
         keys = pc.coalesce(batch.column("item_key"), keys)
     keys = keys.filter(pc.fill_null(pc.ends_with(keys, suffix), False))
     return hash_strings(pc.utf8_slice_codeunits(keys, 0, -len(suffix)))

@@ -1,8 +1,7 @@
 """The scan and the anti-join of a big prompt file, each in a child process: the driver's memory stays flat.
 
 Both hold 16 bytes a line for a moment (the ids' hashes: 160 MB at 10M lines, more while sorting). Run in the
-driver, that would be its peak, growing with the file; run in a child (``spawn``: a clean interpreter, never a
-fork of a process with Ray's threads), the memory is the child's and goes back to the system when it exits,
+driver, that would be its peak, growing with the file; run in a child (a fresh interpreter: runtime/child.py), the memory is the child's and goes back to the system when it exits,
 and the driver keeps only what the sweep needs: the spans, and a bit a line of what is left to run. The
 scan's hashes wait in a temporary folder (removed at exit) for the anti-join of each model.
 
@@ -16,8 +15,9 @@ import atexit
 import os
 import shutil
 import tempfile
-from typing import Any, Callable
+from typing import Any
 
+from longsweep.runtime.child import in_child
 from longsweep.runtime.stream_input import Scan, Todo, scan_prompts, todo_spans
 
 CHILD_BYTES = 32 << 20
@@ -42,18 +42,6 @@ def _stamp(path: str) -> tuple[str, int, int] | None:
 def _big(path: str) -> bool:
     stamp = _stamp(path)
     return stamp is not None and stamp[1] >= child_bytes()
-
-
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a fresh child process; its result, or its exception raised here."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-        try:
-            return ex.submit(fn, *args).result()
-        except BrokenProcessPool:
-            raise MemoryError("the prompt file's scan ended without an answer (out of memory?)") from None
 
 
 def _forget(scan: Scan) -> None:

@@ -157,6 +157,22 @@ def done_items(table_dir: Loc | str) -> dict[str, int]:
     return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
 
+def _readable(f: Loc, batch_rows: int = 1 << 16) -> bool:
+    """The file's footer and every page of its keys read, a batch of rows at a time (memory: one batch); a file
+    that vanished meanwhile (compacted) is not unreadable."""
+    import pyarrow.parquet as pq
+    try:
+        with pq.ParquetFile(f.path, filesystem=f.fs) as pf:
+            keys = ["key"] if "key" in pf.schema_arrow.names else None
+            for _ in pf.iter_batches(batch_size=batch_rows, columns=keys):
+                pass
+    except FileNotFoundError:
+        return True
+    except Exception:  # noqa: BLE001 - any file that cannot be read is set aside, never trusted
+        return False
+    return True
+
+
 def quarantine_unreadable(sweep_dir: Loc | str, table: str) -> list[Loc]:
     """Move the table's files that cannot be read (cut short by a killed writer) to
     ``<sweep>/quarantine/<table>/``, outside the table, so ``pd.read_parquet(<sweep>/<table>)`` works;
@@ -166,7 +182,7 @@ def quarantine_unreadable(sweep_dir: Loc | str, table: str) -> list[Loc]:
     table_dir = sweep_dir / table
     if not table_dir.is_dir():
         return []
-    bad = [f for f in parquet_files(table_dir) if read_files([f], ["key"])[1]]  # one file held at a time
+    bad = [f for f in parquet_files(table_dir) if not _readable(f)]
     bad += table_dir.files(".partial")
     for tmp in table_dir.files(".tmp", hidden=True):
         if tmp.name.startswith("."):
