@@ -124,3 +124,14 @@ def test_the_old_reader_and_the_line_parser_agree(tmp_path):
     old = read_prompts(f, max_tokens=7)
     assert old.errors == [("bad", "p.jsonl:2: temperature: expected a number (got '0.7x')")]
     assert old.prompts[0] == parse_line('{"id": "ok", "prompt": "Say hello."}', 1, "p.jsonl", max_tokens=7)[1]
+
+
+def test_a_child_gives_back_its_result_its_exception_or_one_line_when_it_dies():
+    import os
+
+    from longsweep.runtime.child import ChildDied, in_child
+    assert in_child(divmod, 7, 2) == (3, 1)
+    with pytest.raises(ValueError, match="invalid literal"):
+        in_child(int, "x")
+    with pytest.raises(ChildDied, match="_exit ended without an answer"):
+        in_child(os._exit, 9)  # what an out-of-memory kill leaves: no answer
