@@ -15,9 +15,11 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from longsweep.errors import FatalError
 
-class ChildDied(RuntimeError):
-    """The child ended without an answer (killed: out of memory, a signal)."""
+
+class ChildDied(FatalError):
+    """The child ended without an answer (killed: out of memory, a signal): ``fatal:`` and exit 3 in the CLI."""
 
 
 def in_child(fn: Callable[..., Any], *args: Any) -> Any:
