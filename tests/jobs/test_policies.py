@@ -12,6 +12,8 @@ def test_default_policies_differ_by_job():
     from longsweep.jobs.review.options import ReviewOptions
     from longsweep.jobs.stories import StoriesJob, StoryOptions
     assert ReviewJob(ReviewOptions(), "papers").policy().reset_after_chars is None
+    assert ReviewJob(ReviewOptions(), "papers").policy().max_retries == 2  # review.yaml's max_retries
+    assert ReviewJob(ReviewOptions(max_retries=0), "papers").policy().max_retries == 0
     assert StoriesJob(StoryOptions(), "s.yaml").policy().reset_after_chars == 5000  # the story seed's
     assert StoriesJob(StoryOptions(reset="never"), "s.yaml").policy().reset_after_chars is None
 

@@ -69,6 +69,10 @@ class ReviewJob(Job):
         self.conflict = bool(csv and inputs and str(inputs) != csv)
         super().__init__(options, str(inputs or csv or ""), policy=policy)
 
+    def default_policy(self) -> WorkerPolicy:
+        """Reset the model only on failure; ``max_retries`` retries of an empty or unparseable review."""
+        return WorkerPolicy(max_retries=self.options.max_retries)
+
     @property
     def pairs(self) -> bool:
         """The inputs are a pairs CSV (``--pairs-csv``, or a .csv file in place of the papers folder)."""

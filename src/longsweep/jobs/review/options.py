@@ -40,6 +40,7 @@ class ReviewOptions(BaseModel):
     retry_errors: list[str] | None = Field(None, description="Run again the keys whose row is an error of these "
                                                             "kinds ([] = every kind), replacing their rows.")
     constrain_json: bool = Field(True, description="Use the engine's JSON-schema constraint for formats that answer in JSON.")
+    max_retries: int = Field(2, ge=0, description="Retries of an empty or unparseable review (the workers' policy).")
 
     @field_validator("retry_errors")
     @classmethod
