@@ -112,7 +112,7 @@ class LocalHead:
         job = argv[argv.index("--") + 1:]
         assert job[:2] == ["python", "jobs/review_sweep.py"] and "PAPERS_DIR" in job, job
         job = [str(self.papers) if a == "PAPERS_DIR" else a for a in _set_opt(job, "--out", str(self.out))]
-        job += ["--window", "2048", "--versions", "v1,v2", "--config", str(self.cfg)]
+        job += ["--window", "1024", "--versions", "v1,v2", "--config", str(self.cfg)]
         sub = self.ray(argv[:argv.index("--") + 1] + job, timeout=900)
         assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-3000:]
 
