@@ -75,11 +75,11 @@ def new_rows(table_dir: Path, seen: dict[str, int]) -> int:
 
 
 def scan_child_rss(ps: psutil.Process) -> int:
-    """The resident memory of the driver's scan child (runtime/stream_scan.py: a multiprocessing spawn), if any."""
+    """The resident memory of the driver's scan child (runtime/child.py), if any."""
     total = 0
     for c in ps.children():
         try:
-            if any("multiprocessing" in a for a in c.cmdline()):
+            if "longsweep.runtime.child" in c.cmdline():
                 total += c.memory_info().rss
         except psutil.Error:
             pass

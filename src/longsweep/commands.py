@@ -178,6 +178,8 @@ def _run_held(job: Job, specs: list[ModelSpec], settings, args: argparse.Namespa
                 print(f"[longsweep] {len(moved)} unreadable file(s) moved to {moved[0].parent}; their keys run "
                       f"again", file=sys.stderr)
             _compact(table_dir)
+            from longsweep.runtime.stream import prefetch
+            prefetch(job, specs[0], table_dir)  # a streamed file's resume join, in a child while Ray starts
             if not args.verbose:  # Ray's console lines go to its session logs (runtime/quiet.py)
                 from longsweep.runtime.quiet import quiet_ray
                 quiet_ray()

@@ -40,6 +40,12 @@ def check_prompts(path: str) -> None:
     stream_scan.scan(path)
 
 
+def prefetch(job: Job, spec: ModelSpec, table_dir: Loc) -> None:
+    """The first model's anti-join of a big prompt file started now, while the driver connects to Ray."""
+    if getattr(job, "run_streamed", None) is not None:
+        stream_scan.prefetch(stream_scan.scan(job.inputs), table_dir, spec.name)
+
+
 @dataclass
 class StreamPlan:
     """What every read task needs: crosses Ray with each task (small: no prompts, no keys)."""

@@ -5,6 +5,9 @@ driver, that would be its peak, growing with the file; run in a child (a fresh i
 and the driver keeps only what the sweep needs: the spans, and a bit a line of what is left to run. The
 scan's hashes wait in a temporary folder (removed at exit) for the anti-join of each model.
 
+The anti-join of the first model can start before Ray does (``prefetch``, called once the table is compacted):
+its child runs while the driver connects to Ray, and ``todo`` takes its answer.
+
 A file under ``CHILD_BYTES`` (about 300,000 short prompts) is scanned in the driver: a child costs a second or
 two to start, more than such a scan. ``LONGSWEEP_SCAN_CHILD_BYTES`` sets the limit (0: always a child).
 """
@@ -15,6 +18,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from longsweep.runtime.child import in_child
@@ -22,6 +26,7 @@ from longsweep.runtime.stream_input import Scan, Todo, scan_prompts, todo_spans
 
 CHILD_BYTES = 32 << 20
 _SCANS: dict[tuple[str, int, int], Scan] = {}
+_PENDING: dict[tuple[str, str, str], Future] = {}
 
 
 def child_bytes() -> int:
@@ -73,6 +78,22 @@ def scan(path: str) -> Scan:
     return got
 
 
+def _key(s: Scan, table_dir: Any, model: str) -> tuple[str, str, str]:
+    return s.path, str(table_dir), model
+
+
+def prefetch(s: Scan, table_dir: Any, model: str) -> None:
+    """Start the anti-join of a big file's scan for ``model`` in a child now; ``todo`` waits for it."""
+    _PENDING.clear()  # one at a time: an earlier run's, never taken (it stopped before its sweep), is stale
+    if s.kept:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="scan-child")
+        _PENDING[_key(s, table_dir, model)] = pool.submit(in_child, todo_spans, s, table_dir, model)
+        pool.shutdown(wait=False)
+
+
 def todo(s: Scan, table_dir: Any, model: str) -> Todo:
     """What is left of the file for ``model``: in a child when the scan's hashes wait in a folder."""
+    started = _PENDING.pop(_key(s, table_dir, model), None)
+    if started is not None:
+        return started.result()
     return in_child(todo_spans, s, table_dir, model) if s.kept else todo_spans(s, table_dir, model)

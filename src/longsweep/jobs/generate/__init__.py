@@ -55,7 +55,7 @@ class GenerateJob(Job):
 
     def check_inputs(self) -> None:
         """The prompts file as a whole, before Ray: unreadable, no lines, repeated ids (exit 2); one pass that
-        keeps an 8-byte hash per line for the streamed sweep (runtime/stream.py)."""
+        hashes each line's id for the streamed sweep (runtime/stream.py, runtime/stream_scan.py)."""
         from longsweep.runtime.stream import check_prompts
         check_prompts(self.inputs)
 
