@@ -164,7 +164,9 @@ def measure(name: str, rows: list[dict], steps: Steps, stats: dict, wall_s: floa
     decode = sum(max(0, r["completion_tokens"] - 1) for r in rows)
     scheduled = sum(steps.tok)
     tokens = sum(r["completion_tokens"] for r in rows)
+    durations = sorted(b - a for a, b in zip(steps.t0, steps.t1))
     return {"side": name, "rows": len(rows), "completion_tokens": tokens,
+            "median_step_s": round(durations[len(durations) // 2], 4) if durations else None,
             "tokens_per_s": round(tokens / steps.span_s, 2) if steps.span_s else None, **steps.summary(max_num_seqs),
             "wall_s": round(wall_s, 1), "prefix_cache": hit.as_dict() if hit else None,
             "preemptions": stats.get("preemptions"), "scheduled_tokens": scheduled,
@@ -206,10 +208,11 @@ def main() -> None:
     br = json.loads((tmp / "bare.json").read_text())
     block = br["stats"].get("block_size") or sw["stats"].get("block_size") or 16
     kw = dict(block=block, runs=a.runs, max_num_seqs=a.max_num_seqs)
-    sides = {"sweep": measure("sweep", sw["rows"], Steps.read(tmp / "steps_sweep.txt"), sw["stats"], sw["wall_s"],
-                              **kw),
-             "bare": measure("bare", br["rows"], Steps.read(tmp / "steps_bare.txt", br["t_from"], br["t_to"]),
-                             br["stats"], br["wall_s"], **kw)}
+    st_sweep, st_bare = Steps.read(tmp / "steps_sweep.txt"), Steps.read(tmp / "steps_bare.txt", br["t_from"], br["t_to"])
+    sides = {"sweep": measure("sweep", sw["rows"], st_sweep, sw["stats"], sw["wall_s"], **kw),
+             "bare": measure("bare", br["rows"], st_bare, br["stats"], br["wall_s"], **kw)}
+    # the same schedule: each step the same number of requests and tokens on both sides
+    same_steps = sum(x == y for x, y in zip(zip(st_sweep.n, st_sweep.tok), zip(st_bare.n, st_bare.tok)))
     sim = dict(free_blocks=br["free_blocks"], block=block, max_num_seqs=a.max_num_seqs, window=a.window)
     order = [x["id"] for x in file_items]
     pred = {"sweep": predict(sw["rows"], order, sw["batches"], sw["in_flight"], **sim),
@@ -234,6 +237,7 @@ def main() -> None:
         "sweep_over_bare_tokens_per_s": round(t_s / t_b, 3) if t_s and t_b else None,
         "same_items": same_items(file_items, sw["rows"], br["rows"]),
         "same_completion_tokens": sides["sweep"]["completion_tokens"] == sides["bare"]["completion_tokens"],
+        "steps_equal": f"{same_steps} of {max(len(st_sweep.n), len(st_bare.n))}",
         "sides": sides, "sweep_summary": sw["summary"], "load_average_before_between_after": load})
 
 if __name__ == "__main__":
