@@ -276,21 +276,6 @@ def _set_aside(sweep_dir: Loc | Path, table: str) -> None:
         pass
 
 
-def _rows_since(table_dir: Loc, since: str) -> int:
-    """Rows this run wrote, counted file by file in Arrow (a table of millions of rows is never Python objects)."""
-    import pyarrow.compute as pc
-    from longsweep.store import file_columns, parquet_files, read_file
-    n = 0
-    for f in parquet_files(table_dir) if table_dir.is_dir() else []:
-        try:
-            if "finished_at" in file_columns(f):
-                n += int(pc.sum(pc.fill_null(pc.greater_equal(read_file(f, ["finished_at"]).column("finished_at"),
-                                                              since), False)).as_py() or 0)
-        except Exception:  # noqa: BLE001 - unreadable or gone: not counted (as store.read_table)
-            continue
-    return n
-
-
 def _stop_ray() -> None:
     """Disconnect: the actors this driver owns stop (an embedded Ray stops whole)."""
     try:
@@ -304,11 +289,11 @@ def _stop_ray() -> None:
 def _interrupted(job: Job, settings, started: str) -> InterruptedSweep:
     """SIGINT / SIGTERM arrived: stop the actors, record it in the manifest, one line for the user."""
     from longsweep.results import now_iso
-    from longsweep.store import write_manifest
+    from longsweep.store import rows_since, write_manifest
     from longsweep.runtime import signals
     sig, out = signals.name(), loc(settings.sweep_dir)
     _stop_ray()
-    n = _rows_since(out / job.table, started)
+    n = rows_since(out / job.table, started)
     try:
         write_manifest(out, sweep_id=settings.sweep_id, job=job.name, started_at=started, finished_at=now_iso(),
                        interrupted=sig, rows_this_run=n)

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -169,3 +170,15 @@ def test_readers_work_on_a_read_only_folder(tmp_path):
         assert build_report(tmp_path / "ro")["generations"]["counts"]["rows"] == 1
     finally:
         subprocess.run(["umount", "-l", str(tmp_path / "ro")], check=False)
+
+
+def test_rows_since_counts_this_runs_rows_and_skips_older_row_groups_by_their_statistics(tmp_path):
+    from longsweep.store import rows_since
+    t = pa.table({"key": [f"k{i}" for i in range(6)],
+                  "finished_at": ["2026-01-01T00:00:00"] * 3 + ["2026-06-01T00:00:00", None, "2026-07-01T00:00:00"]})
+    pq.write_table(t, tmp_path / "a.parquet", row_group_size=3)  # one old group, one of this run
+    pq.write_table(pa.table({"key": ["x"]}), tmp_path / "no-time.parquet")
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1 cut short")
+    assert rows_since(tmp_path, "2026-05-01") == 2
+    assert rows_since(tmp_path, "2025-01-01") == 5 and rows_since(tmp_path, "2027-01-01") == 0
+    assert rows_since(tmp_path / "absent", "2026-05-01") == 0

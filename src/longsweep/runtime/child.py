@@ -22,9 +22,9 @@ class ChildDied(FatalError):
     """The child ended without an answer (killed: out of memory, a signal): ``fatal:`` and exit 3 in the CLI."""
 
 
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` in a fresh process; its result, or its exception raised here."""
-    job = pickle.dumps((fn.__module__, fn.__qualname__, args))
+def in_child(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a fresh process; its result, or its exception raised here."""
+    job = pickle.dumps((fn.__module__, fn.__qualname__, args, kwargs))
     r = subprocess.run([sys.executable, "-m", "longsweep.runtime.child"], input=job, capture_output=True)
     try:
         ok, value = pickle.loads(r.stdout)
@@ -37,12 +37,12 @@ def in_child(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _serve() -> None:
-    module, name, args = pickle.loads(sys.stdin.buffer.read())
+    module, name, args, kwargs = pickle.loads(sys.stdin.buffer.read())
     fn = importlib.import_module(module)
     for part in name.split("."):
         fn = getattr(fn, part)
     try:
-        out = (True, fn(*args))
+        out = (True, fn(*args, **kwargs))
     except Exception as e:  # noqa: BLE001 - handed back to the caller, which raises it
         out = (False, e)
     sys.stdout.buffer.write(pickle.dumps(out))

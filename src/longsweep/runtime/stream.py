@@ -6,15 +6,14 @@ anti-join of resume: runtime/stream_input.py, in a child process for a big file:
 prompts themselves are read by Ray Data read tasks on the driver's node
 (``PromptSource``, one per ~8 MB span of the file or Parquet row group), which skip the lines already done
 (the anti-join's mask), decide each line on its own (a bad line is its own error row, written by the task
-into the table at once), plan a window of ``WINDOW`` prompts (longest first, the job's batches: runtime/plan.py)
-and hand out blocks of packed batches. One actor pool runs the whole stream; rows land as blocks finish.
+into the table at once), plan a window of ``WINDOW`` prompts (llama.cpp: longest first, runtime/plan.py; a fed
+engine: the file's order, runtime/sweep.py's ``plan_fed``) and hand out blocks of packed batches. One actor pool runs the whole stream; rows land as blocks finish.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -31,7 +30,7 @@ from longsweep.store import Loc, loc, publish_table, write_manifest
 
 logger = logging.getLogger(__name__)
 
-WINDOW = 4096  # prompts planned together (longest first within the window)
+WINDOW = 4096  # prompts planned together
 READERS = 1  # read tasks at once: parsing is Python, and the actors want the cores
 
 
@@ -71,14 +70,15 @@ def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[d
     """A window's error rows written, its items planned and packed (Ray Data cuts the stream into blocks of
     ``block_bytes``: one actor task each, whose rows land every ``block_bytes`` of output)."""
     from longsweep.runtime.plan import pack_batch, plan_batches
+    from longsweep.runtime.sweep import plan_fed
     items, more = sp.job.window_items(spec, sp.sweep_id, prompts) if prompts else ([], [])
     errors = errors + more
     if errors:
         publish_table(sp.table_dir, to_table(errors, sp.job.schema()), prefix="driver")
     if not items:
         return
-    if sp.fed:
-        batches = plan_batches(items, max_items=sp.batch_items, max_cost=math.inf)
+    if sp.fed:  # the file's order, as one LLM.generate would take it (runtime/sweep.py: plan_fed)
+        batches = plan_fed(items, sp.batch_items)
     else:
         batches = plan_batches(items, max_items=sp.batch_items, n_actors=sp.n_actors, per_actor=sp.per_actor)
     yield pa.table({"items": pa.array([pack_batch(b) for b in batches], pa.string())})
@@ -167,14 +167,21 @@ def run_stream(job: Job, spec: ModelSpec, settings) -> Any:
         # as many blocks asked for as there are tasks, so that Ray Data splits none of them
         ds = ray.data.read_datasource(prompt_source(tasks), concurrency=min(READERS, len(tasks)), num_cpus=0,
                                       override_num_blocks=len(tasks))
-        del scan, todo
+        del todo
         stopped = execute_stream(job, spec, settings, ds, n_rows=n_todo, skipped=skipped, started=started,
                                  in_flight=feed.in_flight if feed else 1)
+    from longsweep.runtime.child import in_child
     from longsweep.runtime.stream_summary import summarize_stream
-    summary = summarize_stream(table_dir, total=total, skipped=skipped, ran=n_todo, wall_s=time.perf_counter() - t0,
-                               since=started, model=spec.name)
+    # a big file's table is counted in a child too: its keys' hashes (16 bytes a row) are not the driver's
+    summary = (in_child if scan.kept else _here)(summarize_stream, table_dir, total=total, skipped=skipped,
+                                                 ran=n_todo, wall_s=time.perf_counter() - t0, since=started,
+                                                 model=spec.name)
     from longsweep.runtime.sweep import finish_summary
     return finish_summary(summary, stopped, job=job, spec=spec, sweep_dir=sweep_dir, sweep_id=sid, started=started)
+
+
+def _here(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
 
 
 def execute_stream(job: Job, spec: ModelSpec, settings, ds, *, n_rows: int, skipped: int, started: str,

@@ -16,8 +16,8 @@ from longsweep.store.compact import compact_table
 from longsweep.store.location import Loc, is_uri, loc
 from longsweep.store.manifest import MANIFEST, git_revision, package_versions, read_manifest, write_manifest
 from longsweep.store.tables import (QUARANTINE, dedupe, done_items, done_keys, file_columns, parquet_files, publish_table,
-                                    quarantine_unreadable, read_file, read_table, replace_file)
+                                    quarantine_unreadable, read_file, read_table, replace_file, rows_since)
 
 __all__ = ["Loc", "loc", "is_uri", "compact_table", "MANIFEST", "git_revision", "package_versions", "read_manifest",
            "write_manifest", "QUARANTINE", "dedupe", "done_items", "done_keys", "parquet_files", "publish_table",
-           "quarantine_unreadable", "read_file", "read_table", "replace_file", "file_columns"]
+           "quarantine_unreadable", "read_file", "read_table", "replace_file", "file_columns", "rows_since"]

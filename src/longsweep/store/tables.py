@@ -160,7 +160,6 @@ def done_items(table_dir: Loc | str) -> dict[str, int]:
 def _readable(f: Loc, batch_rows: int = 1 << 16) -> bool:
     """The file's footer and every page of its keys read, a batch of rows at a time (memory: one batch); a file
     that vanished meanwhile (compacted) is not unreadable."""
-    import pyarrow.parquet as pq
     try:
         with pq.ParquetFile(f.path, filesystem=f.fs) as pf:
             keys = ["key"] if "key" in pf.schema_arrow.names else None
@@ -202,3 +201,35 @@ def quarantine_unreadable(sweep_dir: Loc | str, table: str) -> list[Loc]:
         logger.warning("%s: %d unreadable file(s) moved to %s: %s; their keys run again", table_dir, len(moved),
                        dest, ", ".join(f.name for f in bad[:10]))
     return moved
+
+
+def rows_since(table_dir: Loc | str, since: str) -> int:
+    """Rows written at or after ``since`` (an ISO time), file by file: a row group whose statistics end before
+    it is not read, the others a batch of rows at a time (no Python object per row, memory of one batch).
+    Counts rows, not keys: a key written twice (a batch run again) counts twice."""
+    table_dir = loc(table_dir)
+    n = 0
+    for f in parquet_files(table_dir) if table_dir.is_dir() else []:
+        try:
+            with pq.ParquetFile(f.path, filesystem=f.fs) as pf:
+                n += _rows_since(pf, since)
+        except Exception:  # noqa: BLE001 - unreadable or gone: not counted (as read_table)
+            continue
+    return n
+
+
+def _rows_since(pf, since: str) -> int:
+    names = pf.schema_arrow.names
+    if "finished_at" not in names:
+        return 0
+    n, col = 0, names.index("finished_at")
+    for g in range(pf.num_row_groups):
+        st = pf.metadata.row_group(g).column(col).statistics
+        top = st.max if st is not None and st.has_min_max else None
+        if isinstance(top, bytes):
+            top = top.decode("utf-8", "replace")
+        if isinstance(top, str) and top < since:
+            continue  # every row of the group is older
+        for b in pf.iter_batches(batch_size=1 << 16, row_groups=[g], columns=["finished_at"]):
+            n += int(pc.sum(pc.fill_null(pc.greater_equal(b.column(0), since), False)).as_py() or 0)
+    return n
