@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 BLOCK_BYTES = 8 << 20  # a JSONL span: one read task
 PARQUET_BATCH = 8192  # rows of a Parquet row group read at once
+SCAN_THREADS = 2  # blocks parsed and hashed at once by the scan
 
 
 # --- the scan -------------------------------------------------------------------------------------------------
@@ -213,6 +214,43 @@ def _scan_blocks(path: Path, fmt: str):
         raise InputError(f"{path}: cannot read ({e})") from None
 
 
+def _hashed(span: Span, ids: pa.Array | list[str], blank: np.ndarray) -> tuple[Span, np.ndarray, np.ndarray]:
+    h = hash_strings(ids) if isinstance(ids, pa.Array) else hash_ids(ids)
+    h[:, blank] = 0
+    return span, h, blank
+
+
+def _hashed_blocks(path: Path, fmt: str) -> Iterator[tuple[Span, np.ndarray, np.ndarray]]:
+    """Each block's span, hashes and blank lines, in order; a JSONL file's blocks parsed and hashed on
+    ``SCAN_THREADS`` threads (pyarrow's reader and numpy let go of the GIL), a few blocks ahead at most."""
+    if fmt == "parquet":
+        yield from (_hashed(*b) for b in _scan_blocks(path, fmt))
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(start: int, stop: int, block: bytes, line: int):
+        ids, blank = _block_ids(block, line, path)
+        return _hashed(Span(start, stop, line, len(blank)), ids, blank)
+
+    ahead: deque = deque()
+    with ThreadPoolExecutor(SCAN_THREADS, thread_name_prefix="scan") as ex:
+        try:
+            line = 1
+            for start, stop, block in _jsonl_blocks(path):
+                ahead.append(ex.submit(work, start, stop, block, line))
+                line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+                while len(ahead) > 2 * SCAN_THREADS:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        except OSError as e:
+            raise InputError(f"{path}: cannot read ({e})") from None
+        finally:
+            for f in ahead:
+                f.cancel()
+
+
 def scan_prompts(path: Path | str, keep: str | None = None) -> Scan:
     """One pass over the file: every line's id hashed, the spans, the file-wide refusals; with ``keep``, the
     hashes are written into that folder (``Scan.keep``)."""
@@ -221,9 +259,7 @@ def scan_prompts(path: Path | str, keep: str | None = None) -> Scan:
     if not path.is_file():
         raise InputError(f"{path}: cannot read (no such file)")
     spans, hashes, blanks = [], [empty()], [np.zeros(0, bool)]
-    for span, ids, blank in _scan_blocks(path, fmt):
-        h = hash_strings(ids) if isinstance(ids, pa.Array) else hash_ids(ids)
-        h[:, blank] = 0
+    for span, h, blank in _hashed_blocks(path, fmt):
         spans.append(span)
         hashes.append(h)
         blanks.append(blank)
@@ -240,10 +276,16 @@ def scan_prompts(path: Path | str, keep: str | None = None) -> Scan:
 def _refuse_repeats(scan: Scan) -> None:
     """Repeated ids, each named: sorted hashes find the candidates, a second pass counts their ids exactly."""
     from longsweep.jobs.generate.inputs import repeated_ids_error
-    s = sort_pairs(scan.hashes[:, ~scan.blank])
-    again = equal_to_previous(s)
-    dup = unique_pairs(s[:, again])
-    del s, again
+    h = scan.hashes[:, ~scan.blank]
+    first = np.sort(h[0])  # the first halves alone: a plain sort, no pairs moved
+    shared = np.unique(first[1:][first[1:] == first[:-1]])
+    del first
+    if not len(shared):
+        return
+    cand = h[:, np.isin(h[0], shared)]  # the few lines whose first half repeats: their whole hashes compared
+    s = sort_pairs(cand)
+    dup = unique_pairs(s[:, equal_to_previous(s)])
+    del h
     if not dup.shape[1]:
         return
     counts: Counter[str] = Counter()
