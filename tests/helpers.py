@@ -34,16 +34,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop_head(head: subprocess.Popen, temp: Path) -> None:
-    """Stop a `ray start --head --block` started in its own session: its process group only
-    (`ray stop` would stop every Ray on the machine, the test session's own included)."""
-    os.killpg(head.pid, signal.SIGTERM)
+def stop_head(head: subprocess.Popen, temp: Path, wait_s: float = 60) -> None:
+    """Stop a `ray start --head --block` started in its own session: SIGTERM to `ray start` itself, which
+    stops the processes it started (about 3 s; SIGTERM to its whole process group at once took about 30 s),
+    then SIGKILL to whatever of its process group is still there ``wait_s`` (+ 5) s later. Only this
+    head: `ray stop` would stop every Ray on the machine, the test session's own included."""
+    import time
+    head.send_signal(signal.SIGTERM)
     try:
-        head.wait(timeout=60)
+        head.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + 5
+    while _group_alive(head.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(head.pid):
         os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+    head.wait()
     shutil.rmtree(temp, ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    """A process of group ``pgid`` is alive (the id cannot be reused while one is)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def work_items(raw: list[dict]) -> list:

@@ -99,6 +99,7 @@ def test_actor_pool_grows_as_the_autoscaler_adds_nodes(tmp_path):
         # two model nodes were launched: each carries one model_slot, and the head carries none
         assert re.search(r"\b2 model-node\b", status), status
     finally:
-        stop_head(head, temp)
+        # a head whose monitor launched fake nodes takes 30-40 s to stop gracefully: 5 s, then SIGKILL
+        stop_head(head, temp, wait_s=5)
         # fake nodes are raylets started by the autoscaler's monitor; end any that outlived the head
         subprocess.run(["pkill", "-f", str(temp)], check=False)

@@ -47,7 +47,7 @@ print(main(["review", root + "/papers", *m, "--window", "1024", "--versions", "v
             root + "/review.yaml", "--out", root + "/rv"]),
       main(["stories", root + "/seq.yaml", *m, "--max-tokens", "48", "--window", "1024", "--config",
             root + "/stories.yaml", "--out", root + "/st"]),
-      main(["judge", root + "/st", "--rubric", rubric, *m, "--window", "4096", "--max-tokens", "256",
+      main(["judge", root + "/st", "--rubric", rubric, *m, "--window", "4096", "--max-tokens", "128",
             "--out", root + "/st-judged"]))
 """
 PAYLOAD = ('<script>document.body.appendChild(document.createElement("pwned" + "-marker"))</script>'
@@ -67,7 +67,7 @@ def sweeps(chromium, smollm, tmp_path_factory) -> Path:
     from longsweep.papers.samples import make_samples
     root = tmp_path_factory.mktemp("browser")
     make_samples(root / "papers", n_papers=1, hidden_in_first=False)
-    (root / "review.yaml").write_text("completion_reserve: 160\nruns: 1\nrepetition_penalty: 1.3\n")
+    (root / "review.yaml").write_text("completion_reserve: 160\nruns: 1\nrepetition_penalty: 1.3\nmax_retries: 0\n")
     (root / "stories.yaml").write_text("repetition_penalty: 1.1\nmin_chars: 1\nmax_retries: 0\n")
     (root / "seq.yaml").write_text(SEQ)
     r = subprocess.run([sys.executable, "-c", SWEEPS, str(root), str(RUBRIC)], cwd=ROOT, capture_output=True,
