@@ -93,6 +93,7 @@ def test_100000_prompts_streamed_resume_runs_only_the_missing_keys_and_a_bad_lin
     import json
     from clirun import cli
     monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")
+    monkeypatch.setenv("LONGSWEEP_CACHE_DIR", str(tmp_path / "scans"))
     ids = [f"p{i:06d}" for i in range(100_000)]
     bad = 50_000  # its line is refused on its own: the id stays, the row is an error naming line and field
     lines = [json.dumps({"id": pid, "prompt": f"Say {i}."} if i != bad else

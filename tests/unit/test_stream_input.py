@@ -2,6 +2,7 @@
 anti-join of resume, Parquet inputs, and lines decided one by one as the read tasks decide them."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +102,7 @@ def test_resume_is_an_anti_join_of_this_models_keys(tmp_path):
 
 def test_a_big_file_is_scanned_and_joined_in_a_child_and_the_driver_keeps_bits(tmp_path, monkeypatch):
     monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")  # every file is big
+    monkeypatch.setenv("LONGSWEEP_CACHE_DIR", str(tmp_path / "cache"))
     f = tmp_path / "p.jsonl"
     f.write_text("".join(json.dumps({"id": f"p{i}", "prompt": "w" * 200}) + "\n" for i in range(50_000)) + "\n")
     table = tmp_path / "echoes"
@@ -135,3 +137,33 @@ def test_a_child_gives_back_its_result_its_exception_or_one_line_when_it_dies():
         in_child(int, "x")
     with pytest.raises(ChildDied, match="_exit ended without an answer"):
         in_child(os._exit, 9)  # what an out-of-memory kill leaves: no answer
+
+
+def test_a_big_files_scan_is_filed_and_a_second_run_does_not_scan_it_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")
+    monkeypatch.setenv("LONGSWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"id": f"p{i}", "prompt": "x"}) + "\n" for i in range(1000)))
+    first = stream_scan.scan(str(f))
+    assert first.kept and Path(first.kept).parent == tmp_path / "cache"
+    stream_scan._SCANS.clear()  # a new run
+
+    def no_child(*a, **k):
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(stream_scan, "in_child", no_child)
+    again = stream_scan.scan(str(f))
+    assert again.kept == first.kept and again.spans == first.spans and again.n_prompts == 1000
+    assert (again.hashes == first.hashes).all()
+    stream_scan._SCANS.clear()
+    with open(f, "a") as fh:  # the file changed: scanned again, and its repeat refused as ever
+        fh.write(json.dumps({"id": "p3", "prompt": "y"}) + "\n")
+    monkeypatch.undo()
+    monkeypatch.setenv("LONGSWEEP_SCAN_CHILD_BYTES", "0")
+    monkeypatch.setenv("LONGSWEEP_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="repeated: 'p3'"):
+        stream_scan.scan(str(f))
+    monkeypatch.setenv("LONGSWEEP_CACHE_DIR", "off")
+    f.write_text('{"id": "a", "prompt": "x"}\n')
+    off = stream_scan.scan(str(f))
+    assert off.kept and "cache" not in off.kept

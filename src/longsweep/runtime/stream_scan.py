@@ -3,7 +3,8 @@
 Both hold 16 bytes a line for a moment (the ids' hashes: 160 MB at 10M lines, more while sorting). Run in the
 driver, that would be its peak, growing with the file; run in a child (a fresh interpreter: runtime/child.py), the memory is the child's and goes back to the system when it exits,
 and the driver keeps only what the sweep needs: the spans, and a bit a line of what is left to run. The
-scan's hashes wait in a temporary folder (removed at exit) for the anti-join of each model.
+scan's hashes wait in a folder for the anti-join of each model: filed between runs (runtime/scan_cache.py), or
+a temporary one.
 
 The anti-join of the first model can start before Ray does (``prefetch``, called once the table is compacted):
 its child runs while the driver connects to Ray, and ``todo`` takes its answer.
@@ -21,6 +22,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from longsweep.runtime import scan_cache
 from longsweep.runtime.child import in_child
 from longsweep.runtime.stream_input import Scan, Todo, scan_prompts, todo_spans
 
@@ -50,12 +52,13 @@ def _big(path: str) -> bool:
 
 
 def _forget(scan: Scan) -> None:
-    if scan.kept:
+    if scan.kept and not scan_cache.is_filed(scan.kept):
         shutil.rmtree(scan.kept, ignore_errors=True)
 
 
 def scan(path: str) -> Scan:
-    """The file's scan (``InputError`` for a file refused as a whole), kept for the sweep that follows."""
+    """The file's scan (``InputError`` for a file refused as a whole), kept for the sweep that follows; a big
+    file's is filed between runs (runtime/scan_cache.py), so that a resume does not scan it again."""
     stamp = _stamp(path)
     have = _SCANS.get(stamp) if stamp else None
     if have is not None and (not have.kept or os.path.isdir(have.kept)):
@@ -63,19 +66,26 @@ def scan(path: str) -> Scan:
     for old in _SCANS.values():
         _forget(old)
     _SCANS.clear()
-    if not _big(path):
-        got = scan_prompts(path)
-    else:
-        folder = tempfile.mkdtemp(prefix="longsweep-scan-")
-        atexit.register(shutil.rmtree, folder, True)
-        try:
-            got = in_child(scan_prompts, path, folder)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+    got = _scan_big(path) if _big(path) else scan_prompts(path)
     if stamp is not None:
         _SCANS[stamp] = got
     return got
+
+
+def _scan_big(path: str) -> Scan:
+    filed = scan_cache.load(path)
+    if filed is not None:
+        return filed
+    folder = scan_cache.new_folder()
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="longsweep-scan-")
+        atexit.register(shutil.rmtree, folder, True)
+    try:
+        got = in_child(scan_prompts, path, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return scan_cache.file(path, got) if scan_cache.is_new(folder) else got
 
 
 def _key(s: Scan, table_dir: Any, model: str) -> tuple[str, str, str]:
