@@ -9,7 +9,8 @@ Per size N (a JSONL of N prompts written to a temporary folder):
 (b) with ``--done F``: the same sweep with F x N keys already in the table (rows written here as Parquet with
     the table's schema, files of 1M rows): the time to the first new row and the driver's peak memory.
 
-    python bench/scale.py --sizes 100000,1000000,10000000 [--done 0.9] [--tag after]
+    python bench/scale.py --sizes 100000,1000000,10000000 [--done 0.9] [--tag after] [--workdir DIR]
+        [--no-scan-cache]   # a big file's scan is kept between runs under the workdir unless this is given
 
 Results go to bench/results/scale-<tag>.json; docs/BENCHMARKS.md has the numbers.
 """
@@ -86,7 +87,7 @@ def scan_child_rss(ps: psutil.Process) -> int:
     return total
 
 
-def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
+def run(n: int, done_frac: float, tmp: Path, timeout_s: float, scan_cache: bool = True) -> dict:
     prompts, out = tmp / f"prompts-{n}.jsonl", tmp / f"out-{n}-{done_frac}"
     if not prompts.exists():
         write_prompts(prompts, n)
@@ -99,7 +100,8 @@ def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
     log = tmp / f"driver-{n}-{done_frac}.log"
     cmd = [sys.executable, "-m", "longsweep.cli", "echo", str(prompts), "--model", MODEL, "--actors", "1",
            "--out", str(out)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "LONGSWEEP_CACHE_DIR": str(tmp / "scans") if scan_cache else "off"}
     env.pop("RAY_ADDRESS", None)
     t0 = time.monotonic()
     with open(log, "w") as lf:
@@ -130,7 +132,8 @@ def run(n: int, done_frac: float, tmp: Path, timeout_s: float) -> dict:
             proc.wait()
             rc = "killed (timeout)"
     tail = log.read_text()[-1500:]
-    return {"prompts": n, "jsonl_mb": round(prompts.stat().st_size / 2**20, 1), "keys_done_before": n_done,
+    return {"prompts": n, "scan_cache": scan_cache, "jsonl_mb": round(prompts.stat().st_size / 2**20, 1),
+            "keys_done_before": n_done,
             "driver_peak_rss_mb": round(peak / 2**20), "driver_peak_rss_mb_until_stop": round(peak_running / 2**20),
             "scan_child_peak_rss_mb": round(scan_peak / 2**20),
             "load_avg_1m": round(sum(loads) / max(len(loads), 1), 1), "first_row_s": round(first, 1) if first else None,
@@ -145,16 +148,19 @@ def main() -> None:
     ap.add_argument("--tag", default="after")
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--workdir", help="keep the prompt files here and reuse them (they take a minute at 10M)")
+    ap.add_argument("--no-scan-cache", action="store_true",
+                    help="scan the file in every run (else a file's scan is kept under the workdir between runs)")
     a = ap.parse_args()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(a.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         for n in map(int, a.sizes.split(",")):
-            runs.append(run(n, a.done, work, a.timeout))
+            runs.append(run(n, a.done, work, a.timeout, scan_cache=not a.no_scan_cache))
             print(json.dumps({k: v for k, v in runs[-1].items() if k != "log_tail"}), flush=True)
     name = f"scale-{a.tag}" + (f"-done{a.done}" if a.done else "")
-    write(name, {"command": f"python bench/scale.py --sizes {a.sizes} --done {a.done} --tag {a.tag}", "runs": runs,
+    flags = " --no-scan-cache" if a.no_scan_cache else ""
+    write(name, {"command": f"python bench/scale.py --sizes {a.sizes} --done {a.done} --tag {a.tag}{flags}", "runs": runs,
                  "goal": "driver peak RSS <= 1.5 GB at 10M and flat from 1M to 10M; first row within 60 s"})
 
 
