@@ -224,8 +224,10 @@ def run_pool(job: Job, spec: ModelSpec, settings: RunSettings, ds: Any, table_di
     try:
         with progress, OrphanSweeper(remote_args):
             # writes ask for no CPU: the actors may hold every CPU, and rows must land as batches finish
+            # and at most WRITERS at once: a write asks for no CPU, so without a cap Ray runs one per finished
+            # block at once and starts a worker process for each (12 for 64 small blocks on 2 cores)
             ds.write_parquet(table_dir.path, filesystem=table_dir.fs, try_create_dir=table_dir.local,
-                             ray_remote_args={"num_cpus": 0})
+                             ray_remote_args={"num_cpus": 0}, concurrency=WRITERS)
     except KeyboardInterrupt:
         if progress.fatal:  # no node that can hold one actor joined within --wait-for-resources
             write_manifest(settings.sweep_dir, sweep_id=settings.sweep_id, job=job.name, started_at=started,
@@ -244,6 +246,7 @@ def run_pool(job: Job, spec: ModelSpec, settings: RunSettings, ds: Any, table_di
 
 
 MAX_BLOCKS = 2000  # input blocks of one sweep's dataset
+WRITERS = 2  # Parquet write tasks of one sweep at once
 
 
 @dataclass(frozen=True)
