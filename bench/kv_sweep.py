@@ -77,6 +77,9 @@ def bare(a) -> None:
     from longsweep.engines.registry import load_engine
     from longsweep.jobs.generate.inputs import read_prompts
     from longsweep.jobs.generate.task import PromptPayload
+    from saturation import cpu_ids
+    if a.engine_cpus:
+        os.sched_setaffinity(0, cpu_ids(a.engine_cpus))  # before any thread starts: all of them inherit it
     engine = load_engine(spec_for(a))
     instrument(engine, {"ignore_eos": True, "probe": a.probe})
     free = engine._llm.llm_engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool.get_num_free_blocks()
@@ -103,7 +106,9 @@ def sweep(a, prompts: Path, tmp: Path) -> dict:
     spec = spec_for(a)
     # no max_tokens in the options: it would override each item's own answer length
     job = BenchGenerateJob(GenerateOptions(), str(prompts), policy=policy())
-    job.bench = {"fed": True, "ignore_eos": True, "probe": str(tmp / "steps_sweep.txt")}
+    from saturation import cpu_ids
+    job.bench = {"fed": True, "ignore_eos": True, "probe": str(tmp / "steps_sweep.txt"),
+                 "engine_cpus": cpu_ids(a.engine_cpus)}
     settings = RunSettings(sweep_dir=tmp / "sweep", sweep_id="kv_sweep", concurrency=(1, 1))
     from longsweep.runtime.sweep import feed_settings, plan_fed
     planned = job.make_items(spec, settings.sweep_id)
@@ -178,10 +183,16 @@ def main() -> None:
     ap = kv_workload_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--bare-first", action="store_true", help="the bare LLM.generate before the sweep")
+    ap.add_argument("--engine-cpus", default=None, metavar="IDS",
+                    help="pin each side's engine to these CPUs (e.g. 0), the driver and Ray to the others, as "
+                         "bench/saturation.py does: a GPU node's engine does not share the driver's CPUs")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the child process
     for f in ("prompts", "probe", "bare-out"):
         ap.add_argument(f"--{f}", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.engine_cpus:  # the bare child and Ray's workers inherit it: one torch thread per engine CPU
+        from saturation import cpu_ids
+        os.environ["OMP_NUM_THREADS"] = str(len(cpu_ids(a.engine_cpus)))
     if a.bare:
         return bare(a)
     tmp = Path(tempfile.mkdtemp(prefix="kv_sweep_"))
@@ -191,6 +202,7 @@ def main() -> None:
     load = [loadavg()]
     args = [a_ for f, v in (("window", a.window), ("kv-windows", a.kv_windows), ("max-num-seqs", a.max_num_seqs),
                             ("cpus", a.cpus), ("answer-cap", a.answer_cap)) for a_ in (f"--{f}", str(v))]
+    args += ["--engine-cpus", a.engine_cpus] if a.engine_cpus else []
 
     def run_bare() -> None:
         subprocess.run([sys.executable, __file__, "--bare", "--prompts", str(prompts), "--probe",
@@ -198,6 +210,9 @@ def main() -> None:
         load.append(loadavg())
     if a.bare_first:
         run_bare()
+    if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
+        from saturation import cpu_ids
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - set(cpu_ids(a.engine_cpus)))
     start_ray(a.cpus)
     sw = sweep(a, prompts, tmp)
     load.append(loadavg())
@@ -227,10 +242,11 @@ def main() -> None:
         side["predicted"], side["measured"] = p, m
     t_s, t_b = sides["sweep"]["tokens_per_s"], sides["bare"]["tokens_per_s"]
     write(f"kv_sweep_{a.kv_windows:g}w_v{a.versions}_r{a.runs}_a{a.answer_median:g}_s{a.seed}"
-          + ("_bare_first" if a.bare_first else ""), {
+          + ("_bare_first" if a.bare_first else "") + ("_pinned" if a.engine_cpus else ""), {
         "command": command("bench/kv_sweep.py", a, ["versions", "runs", "window", "kv_windows", "max_num_seqs",
                                                     "answer_median", "answer_cap", "cpus", "seed"])
-                   + (" --bare-first" if a.bare_first else ""),
+                   + (" --bare-first" if a.bare_first else "")
+                   + (f" --engine-cpus {a.engine_cpus}" if a.engine_cpus else ""),
         "order": "bare, sweep" if a.bare_first else "sweep, bare",
         "kv_cache_memory_bytes": int(a.kv_windows * a.window * KV_BYTES_PER_TOKEN), "block_size": block,
         "free_blocks": br["free_blocks"], "sweep_batches": [len(b) for b in sw["batches"]],
