@@ -138,19 +138,23 @@ def test_the_limit_cannot_interrupt_once_the_write_has_ended(tmp_path):
     assert p.stop_reason is not None and hit == [] and "stopping" not in out.getvalue()
 
 
-def test_a_slow_listing_is_polled_less_often(tmp_path):
-    """A poll that takes 50 ms (a folder of many files, an object store) is followed by a wait of ten times as
+def test_a_slow_listing_is_polled_less_often(tmp_path, monkeypatch):
+    """A listing that takes 50 ms (a folder of many files, an object store) is followed by a wait of ten times as
     long, not by the next poll 1 ms later: the listing never takes more than a tenth of the thread's time."""
     import time
 
+    from longsweep.runtime import progress as prog
+
     calls = []
 
-    class SlowListing(Progress):
-        def poll(self):
-            calls.append(time.perf_counter())
-            time.sleep(0.05)
+    def slow_listing(d):
+        calls.append(time.perf_counter())
+        time.sleep(0.05)
+        return []
 
-    p = SlowListing(tmp_path, total=1, already=0, every_s=60, stream=io.StringIO(), poll_s=0.001)
+    monkeypatch.setattr(prog, "_parquet_names", slow_listing)
+    p = Progress(tmp_path, total=1, already=0, every_s=60, stream=io.StringIO(), poll_s=0.001)
+    calls.clear()  # the listing of the files already there
     p._thread.start()
     time.sleep(1.2)
     p._stop.set()

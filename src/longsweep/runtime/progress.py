@@ -120,6 +120,7 @@ class Progress:
         self.fatal: str | None = None  # why the sweep cannot go on (no node joined in time)
         self.seen: set[str] = set(_parquet_names(self.dir))  # earlier runs' files are not this run's progress
         self.done = self.errors = self.tokens = 0
+        self.list_s = 0.0
         self.already = already if isinstance(already, int) else len(already)
         self.t0 = time.perf_counter()
         self._stream = stream
@@ -166,7 +167,10 @@ class Progress:
         self.stream.flush()
 
     def poll(self) -> None:
-        for name in _parquet_names(self.dir):
+        t = time.perf_counter()
+        names = _parquet_names(self.dir)
+        self.list_s = time.perf_counter() - t  # what a listing costs: the next poll waits LIST_SHARE times as long
+        for name in names:
             if name in self.seen:
                 continue
             try:
@@ -219,10 +223,10 @@ class Progress:
     def _loop(self) -> None:
         last, wait = time.perf_counter(), self.poll_s
         while not self._stop.wait(wait):
-            t = time.perf_counter()
             self.poll()
-            # a folder of many files (or a slow store's listing) is listed less often: at most a tenth of the time
-            wait = max(self.poll_s, LIST_SHARE * (time.perf_counter() - t))
+            # a folder of many files (or a slow store's listing) is listed less often: at most a tenth of the
+            # time; reading the new files is not what grows with the folder, and is not counted
+            wait = max(self.poll_s, LIST_SHARE * self.list_s)
             if self.check_limit() or self.check_wait():
                 with self._lk:
                     if not self._stop.is_set():
