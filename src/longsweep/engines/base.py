@@ -7,12 +7,19 @@ constructor, so ``import longsweep`` loads neither vllm, llama_cpp nor torch.
 from __future__ import annotations
 
 import abc
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from longsweep.budget import check_request
 from longsweep.errors import EngineLoadError  # noqa: F401 - adapters import it from here too
 from longsweep.tokens import Message, Tokenizer
+
+
+# The plan's place of the batch a request comes from (``runtime/plan.py``: ``pack_batch``), set by the worker
+# for the batch it runs. A fed engine starts waiting requests in this order, whatever order the batches reach it
+# in, so its schedule is the plan's, as one ``LLM.generate`` over the plan would run it.
+FEED_ORDER: ContextVar[int] = ContextVar("longsweep_feed_order", default=0)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import os
 import time
 
 from longsweep.config import ModelSpec
-from longsweep.engines.base import Engine, GenerationRequest, GenerationResult
+from longsweep.engines.base import FEED_ORDER, Engine, GenerationRequest, GenerationResult
 from longsweep.errors import EngineDeadError, EngineLoadError
 from longsweep.engines.hf_tokenizer import HFTokenizer
 
@@ -54,6 +54,9 @@ class VllmEngine(Engine):
             # StructuredOutputsParams.disable_any_whitespace is ignored), and only with a named backend
             structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
             disable_log_stats=False,  # the scheduler's stats: preemptions (``stats``)
+            # the feed starts requests in the plan's order (``vllm_feed``: a request's priority is its batch's
+            # place in the plan); requests of one priority, and all of one ``LLM.generate``, are first come first served
+            scheduling_policy="priority",
         )
         if v.tensor_parallel_size > 1:
             # one Ray worker per GPU, inside the placement group the sweep made for this actor
@@ -119,7 +122,7 @@ class VllmEngine(Engine):
         for r, p in zip(requests, prompts):
             params = self._params(r)
             params.output_kind = RequestOutputKind.FINAL_ONLY
-            futures.append(self._feed.submit(p, params))
+            futures.append(self._feed.submit(p, params, FEED_ORDER.get()))
         outs = [f.result() for f in futures]  # the first failure raises, as LLM.generate does
         return [_result(o, ids, time.perf_counter() - t0) for o, ids in zip(outs, prompt_ids)]
 
@@ -133,7 +136,7 @@ class VllmEngine(Engine):
         params = self._params(request)
         params.output_kind = RequestOutputKind.FINAL_ONLY
         t0 = time.perf_counter()
-        out = await asyncio.wrap_future(self._feed.submit(self._prompt(request, prompt_ids), params))
+        out = await asyncio.wrap_future(self._feed.submit(self._prompt(request, prompt_ids), params, FEED_ORDER.get()))
         return _result(out, prompt_ids, time.perf_counter() - t0)
 
     def _abort_unfinished(self) -> None:

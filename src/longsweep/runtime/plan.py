@@ -80,8 +80,9 @@ def _f(it: Any, name: str) -> Any:
 _SHARED = ("messages", "images")  # large payload fields that the runs of one paper version share
 
 
-def pack_batch(batch: list[WorkItem]) -> str:
-    """One batch as JSON, each distinct prompt (payload ``messages``, ``images``) stored once.
+def pack_batch(batch: list[WorkItem], order: int = 0) -> str:
+    """One batch as JSON, each distinct prompt (payload ``messages``, ``images``) stored once; ``order``: the
+    batch's place in the plan (its first item's position), the order a fed engine starts it in (``FEED_ORDER``).
 
     Runs of one paper version share the same messages (and images) object and, being of one
     ``group``, land next to each other in a batch: the prompt travels once, not once per run.
@@ -103,10 +104,15 @@ def pack_batch(batch: list[WorkItem]) -> str:
             del payload[f]
             payload[f"_{f}"] = idx
         items.append(packed)
-    return json.dumps({"shared": shared, "items": items})
+    return json.dumps({"shared": shared, "items": items, "order": order})
 
 
 def unpack_batch(blob: str) -> list[WorkItem]:
+    return unpack(blob)[0]
+
+
+def unpack(blob: str) -> tuple[list[WorkItem], int]:
+    """A packed batch's items and its place in the plan."""
     import json
     data = json.loads(blob)
     shared = data["shared"]
@@ -117,4 +123,4 @@ def unpack_batch(blob: str) -> list[WorkItem]:
             if f"_{f}" in payload:
                 payload[f] = shared[payload.pop(f"_{f}")]
         out.append(WorkItem.model_validate(it))
-    return out
+    return out, int(data.get("order", 0))

@@ -13,6 +13,7 @@ engine: the file's order, runtime/sweep.py's ``plan_fed``) and hand out blocks o
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -66,9 +67,10 @@ def bad_line_row(spec: ModelSpec, sweep_id: str, pid: str, kind: ErrorKind, msg:
                      id=pid, **cols)
 
 
-def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[dict]) -> Iterator[pa.Table]:
+def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[dict], at: int) -> Iterator[pa.Table]:
     """A window's error rows written, its items planned and packed (Ray Data cuts the stream into blocks of
-    ``block_bytes``: one actor task each, whose rows land every ``block_bytes`` of output)."""
+    ``block_bytes``: one actor task each, whose rows land every ``block_bytes`` of output); ``at``: the window's
+    first line, so that each batch's place in the plan (``pack_batch``'s order) follows the file."""
     from longsweep.runtime.plan import pack_batch, plan_batches
     from longsweep.runtime.sweep import plan_fed
     items, more = sp.job.window_items(spec, sp.sweep_id, prompts) if prompts else ([], [])
@@ -81,7 +83,8 @@ def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[d
         batches = plan_fed(items, sp.batch_items)
     else:
         batches = plan_batches(items, max_items=sp.batch_items, n_actors=sp.n_actors, per_actor=sp.per_actor)
-    yield pa.table({"items": pa.array([pack_batch(b) for b in batches], pa.string())})
+    starts = itertools.accumulate((len(b) for b in batches[:-1]), initial=at)
+    yield pa.table({"items": pa.array([pack_batch(b, i) for b, i in zip(batches, starts)], pa.string())})
 
 
 def read_span(sp: StreamPlan, span: Span, bits: bytes) -> Iterator[pa.Table]:
@@ -94,6 +97,7 @@ def read_span(sp: StreamPlan, span: Span, bits: bytes) -> Iterator[pa.Table]:
     name, max_tokens = Path(sp.path).name, getattr(sp.job.options, "max_tokens", None)
     prompts: list[dict] = []
     errors: list[dict] = []
+    at = span.first_line
     for n, line in span_lines(sp.path, sp.fmt, span):
         if not todo[n - span.first_line]:
             continue
@@ -103,9 +107,9 @@ def read_span(sp: StreamPlan, span: Span, bits: bytes) -> Iterator[pa.Table]:
         else:
             prompts.append(prompt)
         if len(prompts) + len(errors) >= WINDOW:
-            yield from _blocks(sp, spec, prompts, errors)
-            prompts, errors = [], []
-    yield from _blocks(sp, spec, prompts, errors)
+            yield from _blocks(sp, spec, prompts, errors, at)
+            prompts, errors, at = [], [], n + 1
+    yield from _blocks(sp, spec, prompts, errors, at)
 
 
 def _read_tasks(sp: StreamPlan, todo: Todo) -> list:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from longsweep.config import ModelSpec
+from longsweep.engines.base import FEED_ORDER
 from longsweep.engines.registry import load_engine
 from longsweep.errors import EngineDeadError, EngineLoadError, FatalEngineError
 from longsweep.jobs.base import Job
@@ -25,7 +26,7 @@ from longsweep.results import clean_text, to_table
 from longsweep.runtime import engine_stats
 from longsweep.runtime.context import WorkerContext
 from longsweep.runtime.nodes import InFlight
-from longsweep.runtime.plan import unpack_batch
+from longsweep.runtime.plan import unpack
 from longsweep.runtime.sink import RowSink
 from longsweep.secrets import Secret
 
@@ -54,7 +55,11 @@ class ModelWorker:
                     time.perf_counter() - t0)
 
     async def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        items = [it for blob in batch["items"] for it in unpack_batch(blob)]
+        unpacked = [unpack(blob) for blob in batch["items"]]
+        items = [it for its, _ in unpacked for it in its]
+        # this call's requests start in the plan's order on a fed engine (one call is one asyncio task: the
+        # value is this call's own, and its item coroutines inherit it)
+        FEED_ORDER.set(min((order for _, order in unpacked), default=0))
         t0 = time.perf_counter()
         mark = self.inflight.begin()
         try:
