@@ -189,8 +189,9 @@ class OpenAIEngine(Engine):
             async with st.sem:
                 body, info = await self._chat(st.client, request, prompt_tokens)
         except FatalEngineError as e:
-            self._fatal = e
-            raise
+            if self._fatal is None:  # requests that fail in the same moment: the first one's error stays
+                self._fatal = e
+            raise self._fatal from None
         return self._result(body, info, prompt_tokens, request.max_tokens)
 
     async def _chat(self, client: httpx.AsyncClient, req: GenerationRequest, prompt_tokens: int):
@@ -330,7 +331,7 @@ class OpenAIEngine(Engine):
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(one(r, n)) for r, n in zip(requests, counts)]
         except* FatalEngineError as eg:
-            raise eg.exceptions[0] from None
+            raise (self._fatal or eg.exceptions[0]) from None
         return [t.result() for t in tasks]
 
     def _run(self, coro):

@@ -19,6 +19,7 @@ last line of a model is the plain line in both cases.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import sys
 import threading
@@ -33,7 +34,10 @@ from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.store import Loc, loc, parquet_files
 from longsweep.runtime.signals import interruptible, raise_in_thread
 
-LIST_SHARE = 10  # the next poll waits at least this many times as long as the last one took
+LIST_SHARE = 10  # the next poll waits at least this many times as long as the listings take
+LIST_SAMPLES = 3  # ... judged by the quickest of the last this many: one listing slowed by a busy moment (the
+# actors starting on the same cores) is not a slow folder, and a 10x wait after it let a whole sweep finish
+# before the error limit acted
 _started = threading.Event()  # a Progress of this process has started: planning is over
 _slots_lock = threading.Lock()
 _slots: set[int] = set()  # the terminal lines that live bars hold (several models at once: one line each)
@@ -121,6 +125,7 @@ class Progress:
         self.seen: set[str] = set(_parquet_names(self.dir))  # earlier runs' files are not this run's progress
         self.done = self.errors = self.tokens = 0
         self.list_s = 0.0
+        self._list_times: collections.deque[float] = collections.deque(maxlen=LIST_SAMPLES)
         self.already = already if isinstance(already, int) else len(already)
         self.t0 = time.perf_counter()
         self._stream = stream
@@ -169,7 +174,8 @@ class Progress:
     def poll(self) -> None:
         t = time.perf_counter()
         names = _parquet_names(self.dir)
-        self.list_s = time.perf_counter() - t  # what a listing costs: the next poll waits LIST_SHARE times as long
+        self.list_s = time.perf_counter() - t  # what a listing costs (``back_off``)
+        self._list_times.append(self.list_s)
         for name in names:
             if name in self.seen:
                 continue
@@ -189,6 +195,13 @@ class Progress:
             self.done += t.num_rows
             self.errors += sum(s != "ok" for s in t.column("status").to_pylist())
             self.tokens += sum(n or 0 for n in t.column("completion_tokens").to_pylist())
+
+    def back_off(self) -> float:
+        """The wait before the next poll: ``poll_s``, or LIST_SHARE times what a listing costs where the last
+        LIST_SAMPLES listings all took that long (a folder of very many files, a slow object store)."""
+        if len(self._list_times) < LIST_SAMPLES:
+            return self.poll_s
+        return max(self.poll_s, LIST_SHARE * min(self._list_times))
 
     def line(self) -> str:
         el = time.perf_counter() - self.t0
@@ -226,7 +239,7 @@ class Progress:
             self.poll()
             # a folder of many files (or a slow store's listing) is listed less often: at most a tenth of the
             # time; reading the new files is not what grows with the folder, and is not counted
-            wait = max(self.poll_s, LIST_SHARE * self.list_s)
+            wait = self.back_off()
             if self.check_limit() or self.check_wait():
                 with self._lk:
                     if not self._stop.is_set():
