@@ -244,3 +244,30 @@ def test_raylet_notices_go_to_the_log_not_the_terminal(capsys):
     out = capsys.readouterr().out
     assert "A node died" not in out and "a worker's own line" in out
     assert logged == ["(raylet) A node died"]
+
+
+def test_the_limit_stops_a_main_thread_that_inherited_sigint_ignored(tmp_path):
+    """A sweep started with `&` by a script (or under nohup) inherits SIGINT ignored, so Python has no SIGINT
+    handler and ``_thread.interrupt_main`` does nothing: the error limit's stop printed its line and the sweep
+    ran on to its end. A real process with SIGINT ignored: the limit must still interrupt its main thread."""
+    import subprocess
+    import sys
+    script = f"""
+import signal, time
+import pyarrow as pa, pyarrow.parquet as pq
+from longsweep.runtime.error_limit import ErrorLimit
+from longsweep.runtime.progress import Progress
+assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+p = Progress({str(tmp_path)!r}, total=4, already=0, every_s=60, poll_s=0.01, limit=ErrorLimit(max_errors=0))
+try:
+    with p:
+        pq.write_table(pa.table({{"status": ["error"], "completion_tokens": [None]}}), {str(tmp_path / "e.parquet")!r})
+        for _ in range(2000):  # as Ray Data's write polls its queue: 20 s at most
+            time.sleep(0.01)
+    print("ran to the end")
+except KeyboardInterrupt:
+    print("interrupted:", p.stop_reason)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: __import__("signal").signal(2, __import__("signal").SIG_IGN))
+    assert "interrupted: 1 error rows > --max-errors 0" in r.stdout, r.stdout + r.stderr

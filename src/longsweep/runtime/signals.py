@@ -49,7 +49,9 @@ def name(signum: int | None = None) -> str:
 def raise_in_thread(ident: int, exc: type[BaseException] = SweepInterrupt) -> bool:
     """Raise ``exc`` in another Python thread at its next bytecode (what ``_thread.interrupt_main`` does
     for the main thread). False when the thread is gone."""
-    if ident == threading.main_thread().ident:
+    # the main thread through its SIGINT handler, where Python has one: a process that inherited SIGINT
+    # ignored (a job started with `&` by a script, nohup) has none, and interrupt_main would do nothing
+    if ident == threading.main_thread().ident and callable(signal.getsignal(signal.SIGINT)):
         import _thread
         _state["pending"] = exc  # interrupt_main runs the SIGINT handler: ours raises `exc`, not a Ctrl-C
         _thread.interrupt_main()
