@@ -247,7 +247,7 @@ def test_raylet_notices_go_to_the_log_not_the_terminal(capsys):
 
 
 def test_the_limit_stops_a_main_thread_that_inherited_sigint_ignored(tmp_path):
-    """A sweep started with `&` by a script (or under nohup) inherits SIGINT ignored, so Python has no SIGINT
+    """A sweep that a script started with `&` inherits SIGINT ignored, so Python has no SIGINT
     handler and ``_thread.interrupt_main`` does nothing: the error limit's stop printed its line and the sweep
     ran on to its end. A real process with SIGINT ignored: the limit must still interrupt its main thread."""
     import subprocess

@@ -50,7 +50,7 @@ def raise_in_thread(ident: int, exc: type[BaseException] = SweepInterrupt) -> bo
     """Raise ``exc`` in another Python thread at its next bytecode (what ``_thread.interrupt_main`` does
     for the main thread). False when the thread is gone."""
     # the main thread through its SIGINT handler, where Python has one: a process that inherited SIGINT
-    # ignored (a job started with `&` by a script, nohup) has none, and interrupt_main would do nothing
+    # ignored (a job that a non-interactive shell started with `&`) has none, and interrupt_main would do nothing
     if ident == threading.main_thread().ident and callable(signal.getsignal(signal.SIGINT)):
         import _thread
         _state["pending"] = exc  # interrupt_main runs the SIGINT handler: ours raises `exc`, not a Ctrl-C
