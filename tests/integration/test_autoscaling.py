@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 RAY = str(Path(sys.executable).parent / "ray")
-N = 60
+N = 120  # enough work that the second node joins and its actor serves before the sweep ends (60 were done first)
 
 MODELS = """models:
   smollm-slot:

@@ -106,8 +106,8 @@ def cluster(tmp_path_factory, smollm):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _args(cl, p: Path, out: Path, *more: str) -> tuple:
-    return ("generate", p, "--model", MODEL, "--models-file", cl["base"] / "models.yaml", "--max-tokens", "12",
+def _args(cl, p: Path, out: Path, *more: str, tokens: int = 12) -> tuple:
+    return ("generate", p, "--model", MODEL, "--models-file", cl["base"] / "models.yaml", "--max-tokens", str(tokens),
             "--batch-items", "1", "--actors", "2", "--address", cl["c"].address, "--out", out, *more)
 
 
@@ -138,7 +138,9 @@ def test_a_lost_node_is_survived_and_a_killed_driver_resumes_only_what_is_missin
     p = prompts(tmp_path / "p.jsonl", 8)
     log = tmp_path / "lost.log"
     t0 = time.monotonic()
-    proc = start(*_args(cluster, p, out), log=log)
+    # answers of 48 tokens: a batch outlasts the probe that finds its node (a driver of its own, seconds), so
+    # the node is removed while that batch still runs (with 12, the batch had often ended by then)
+    proc = start(*_args(cluster, p, out, tokens=48), log=log)
     try:
         holding: list = []
         assert wait_for(lambda: bool(holding.extend(_holding_a_batch(cluster)) or holding), 240, every=1), \
