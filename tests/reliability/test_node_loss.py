@@ -127,10 +127,31 @@ def _busy_nodes(address: str) -> set[str]:
     return set(r.stdout.split()) if r.returncode == 0 else set()
 
 
-def _holding_a_batch(cl) -> list:
-    """The removable worker nodes (not the head, not the namespaced one) running a batch now."""
-    busy = _busy_nodes(cl["c"].address)
-    return [w for w in cl["workers"] if w.node_id in busy]
+WATCH = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
+         "from ray.experimental.internal_kv import _internal_kv_list as ls\n"
+         "while True:\n"
+         "    print(' '.join(k.decode().split('/')[3] for k in ls('inflight/', namespace='longsweep')), flush=True)\n"
+         "    time.sleep(0.1)\n")
+
+
+def _first_holding(cl, timeout_s: float) -> list:
+    """A removable worker node running a batch, seen by a watcher that stays connected and looks every 0.1 s
+    (a driver started per look takes seconds to connect: the batch it saw had often ended by the removal)."""
+    w = subprocess.Popen([sys.executable, "-c", WATCH, cl["c"].address], stdout=subprocess.PIPE, text=True)
+    try:
+        t_end = time.monotonic() + timeout_s
+        while time.monotonic() < t_end:
+            line = w.stdout.readline()
+            if not line:
+                return []
+            busy = set(line.split())
+            held = [n for n in cl["workers"] if n.node_id in busy]
+            if held:
+                return held
+        return []
+    finally:
+        w.kill()
+        w.wait(timeout=30)
 
 
 def test_a_lost_node_is_survived_and_a_killed_driver_resumes_only_what_is_missing(cluster, tmp_path):
@@ -138,13 +159,10 @@ def test_a_lost_node_is_survived_and_a_killed_driver_resumes_only_what_is_missin
     p = prompts(tmp_path / "p.jsonl", 8)
     log = tmp_path / "lost.log"
     t0 = time.monotonic()
-    # answers of 48 tokens: a batch outlasts the probe that finds its node (a driver of its own, seconds), so
-    # the node is removed while that batch still runs (with 12, the batch had often ended by then)
-    proc = start(*_args(cluster, p, out, tokens=48), log=log)
+    proc = start(*_args(cluster, p, out, tokens=48), log=log)  # batches long enough to be caught running
     try:
-        holding: list = []
-        assert wait_for(lambda: bool(holding.extend(_holding_a_batch(cluster)) or holding), 240, every=1), \
-            log.read_text()[-3000:]
+        holding = _first_holding(cluster, 240)
+        assert holding, log.read_text()[-3000:]
         lost = holding[0]
         c.remove_node(lost, allow_graceful=False)  # the node and everything on it, at once
         assert proc.wait(timeout=300) == 0, log.read_text()[-4000:]
