@@ -115,18 +115,6 @@ def _keys(table: Path) -> Counter:
     return Counter(r["key"] for r in pq.read_table(table, columns=["key"]).to_pylist()) if table.is_dir() else Counter()
 
 
-PROBE = ("import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
-         "from ray.experimental.internal_kv import _internal_kv_list as ls; "
-         "print(' '.join(k.decode().split('/')[3] for k in ls('inflight/', namespace='longsweep')))")
-
-
-def _busy_nodes(address: str) -> set[str]:
-    """The nodes running a batch now: the workers' in-flight keys (runtime/nodes.py: InFlight), read by a
-    short driver of its own (this test process stays off the cluster)."""
-    r = subprocess.run([sys.executable, "-c", PROBE, address], capture_output=True, text=True, timeout=120)
-    return set(r.stdout.split()) if r.returncode == 0 else set()
-
-
 WATCH = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
          "from ray.experimental.internal_kv import _internal_kv_list as ls\n"
          "while True:\n"
@@ -134,9 +122,10 @@ WATCH = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ER
          "    time.sleep(0.1)\n")
 
 
-def _first_holding(cl, timeout_s: float) -> list:
-    """A removable worker node running a batch, seen by a watcher that stays connected and looks every 0.1 s
-    (a driver started per look takes seconds to connect: the batch it saw had often ended by the removal)."""
+def _first_holding(cl, timeout_s: float, *, any_node: bool = False) -> list:
+    """A removable worker node running a batch (``any_node``: the ids of any node running one), seen by a
+    watcher that stays connected and looks every 0.1 s (a driver started per look takes seconds to connect:
+    the batch it saw had often ended by then)."""
     w = subprocess.Popen([sys.executable, "-c", WATCH, cl["c"].address], stdout=subprocess.PIPE, text=True)
     try:
         t_end = time.monotonic() + timeout_s
@@ -145,7 +134,7 @@ def _first_holding(cl, timeout_s: float) -> list:
             if not line:
                 return []
             busy = set(line.split())
-            held = [n for n in cl["workers"] if n.node_id in busy]
+            held = sorted(busy) if any_node else [n for n in cl["workers"] if n.node_id in busy]
             if held:
                 return held
         return []
@@ -184,9 +173,9 @@ def test_a_lost_node_is_survived_and_a_killed_driver_resumes_only_what_is_missin
     # the same sweep with 6 more prompts; the driver is killed outright once a new row lands
     p = prompts(tmp_path / "p.jsonl", 14)
     log = tmp_path / "killed.log"
-    proc = start(*_args(cluster, p, out, "--resume"), log=log)
+    proc = start(*_args(cluster, p, out, "--resume", tokens=48), log=log)
     try:  # killed while a batch runs (the rows of a batch may land only when its block is done)
-        assert wait_for(lambda: bool(_busy_nodes(c.address)), 240, every=1), log.read_text()[-3000:]
+        assert _first_holding(cluster, 240, any_node=True), log.read_text()[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
