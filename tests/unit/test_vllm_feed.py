@@ -78,3 +78,10 @@ def test_a_packed_batch_keeps_its_place_in_the_plan():
     got, order = unpack(pack_batch(items, 27))
     assert order == 27 and [it.key for it in got] == ["k0", "k1", "k2"]
     assert unpack(pack_batch(items))[1] == 0
+
+
+def test_packed_batches_carry_the_place_of_their_first_item():
+    from longsweep.jobs.base import WorkItem
+    from longsweep.runtime.plan import pack_batches
+    b = [[WorkItem(key=f"k{i}{j}", cost=1.0, payload={"messages": []}) for j in range(n)] for i, n in enumerate((3, 2, 4))]
+    assert [unpack(x)[1] for x in pack_batches(b, 100)] == [100, 103, 105] and pack_batches([]) == []

@@ -107,6 +107,13 @@ def pack_batch(batch: list[WorkItem], order: int = 0) -> str:
     return json.dumps({"shared": shared, "items": items, "order": order})
 
 
+def pack_batches(batches: list[list[WorkItem]], first: int = 0) -> list[str]:
+    """Planned batches packed in turn, each with its place in the plan: ``first`` plus the items before it."""
+    import itertools
+    starts = itertools.accumulate((len(b) for b in batches[:-1]), initial=first)
+    return [pack_batch(b, at) for b, at in zip(batches, starts)]
+
+
 def unpack_batch(blob: str) -> list[WorkItem]:
     return unpack(blob)[0]
 

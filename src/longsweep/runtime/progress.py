@@ -124,7 +124,6 @@ class Progress:
         self.fatal: str | None = None  # why the sweep cannot go on (no node joined in time)
         self.seen: set[str] = set(_parquet_names(self.dir))  # earlier runs' files are not this run's progress
         self.done = self.errors = self.tokens = 0
-        self.list_s = 0.0
         self._list_times: collections.deque[float] = collections.deque(maxlen=LIST_SAMPLES)
         self.already = already if isinstance(already, int) else len(already)
         self.t0 = time.perf_counter()
@@ -174,8 +173,7 @@ class Progress:
     def poll(self) -> None:
         t = time.perf_counter()
         names = _parquet_names(self.dir)
-        self.list_s = time.perf_counter() - t  # what a listing costs (``back_off``)
-        self._list_times.append(self.list_s)
+        self._list_times.append(time.perf_counter() - t)  # what a listing costs (``back_off``)
         for name in names:
             if name in self.seen:
                 continue

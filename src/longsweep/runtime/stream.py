@@ -13,7 +13,6 @@ engine: the file's order, runtime/sweep.py's ``plan_fed``) and hand out blocks o
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[d
     """A window's error rows written, its items planned and packed (Ray Data cuts the stream into blocks of
     ``block_bytes``: one actor task each, whose rows land every ``block_bytes`` of output); ``at``: the window's
     first line, so that each batch's place in the plan (``pack_batch``'s order) follows the file."""
-    from longsweep.runtime.plan import pack_batch, plan_batches
+    from longsweep.runtime.plan import pack_batches, plan_batches
     from longsweep.runtime.sweep import plan_fed
     items, more = sp.job.window_items(spec, sp.sweep_id, prompts) if prompts else ([], [])
     errors = errors + more
@@ -83,8 +82,7 @@ def _blocks(sp: StreamPlan, spec: ModelSpec, prompts: list[dict], errors: list[d
         batches = plan_fed(items, sp.batch_items)
     else:
         batches = plan_batches(items, max_items=sp.batch_items, n_actors=sp.n_actors, per_actor=sp.per_actor)
-    starts = itertools.accumulate((len(b) for b in batches[:-1]), initial=at)
-    yield pa.table({"items": pa.array([pack_batch(b, i) for b, i in zip(batches, starts)], pa.string())})
+    yield pa.table({"items": pa.array(pack_batches(batches, at), pa.string())})
 
 
 def read_span(sp: StreamPlan, span: Span, bits: bytes) -> Iterator[pa.Table]:

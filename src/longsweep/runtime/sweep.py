@@ -7,7 +7,6 @@ model runs (a corrupt PDF) are written directly, so they too appear exactly once
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import warnings
@@ -28,7 +27,7 @@ from longsweep.store import Loc, done_items, loc, publish_table, read_table, wri
 from longsweep.runtime import engine_stats
 from longsweep.runtime.error_limit import ErrorLimit
 from longsweep.runtime.placement import OrphanSweeper, actor_env, actor_resources, actor_secret, remote_args_fn
-from longsweep.runtime.plan import batches_per_actor, pack_batch, plan_batches
+from longsweep.runtime.plan import batches_per_actor, pack_batches, plan_batches
 
 logger = logging.getLogger(__name__)
 
@@ -186,8 +185,7 @@ def _execute(job: Job, spec: ModelSpec, todo: list[WorkItem], settings: RunSetti
     silence_remote_args_fn_deprecation()
     # from_items puts each block in the object store (~3 ms each): cap the blocks so that 100,000 items start
     # within seconds; a block then holds several batches, and rows land once per block's task
-    starts = itertools.accumulate((len(b) for b in batches[:-1]), initial=0)  # each batch's place in the plan
-    ds = ray.data.from_items([{"items": pack_batch(b, at)} for b, at in zip(batches, starts)],
+    ds = ray.data.from_items([{"items": blob} for blob in pack_batches(batches)],
                              override_num_blocks=min(len(batches), MAX_BLOCKS))
     return run_pool(job, spec, settings, ds, table_dir, in_flight=in_flight, n_rows=n_rows, already=already,
                     n_fresh=n_fresh, started=started)
