@@ -49,10 +49,15 @@ def instrument(engine, bench: dict) -> None:
             sp.ignore_eos = True
             return sp
         engine._params = exact
+    cpus = bench.get("engine_cpus")
+    stepping = bool(cpus) and bench.get("pin") == "stepping"
     if bench.get("probe"):
-        install_probe(engine._llm.llm_engine, bench["probe"])
-    if bench.get("engine_cpus"):
-        pin_threads(bench["engine_cpus"])
+        install_probe(engine._llm.llm_engine, bench["probe"], move_to=cpus if stepping else None)
+    if cpus:
+        # "stepping": the engine's stepping thread alone on ``cpus`` (it moves there at its first step), every
+        # other thread of the process (Ray's, the event loop, torch's gloo) elsewhere, as on a GPU node where the
+        # engine has its device to itself; else the whole process on ``cpus``
+        pin_threads(other_cpus(cpus) if stepping else cpus)
 
 
 def pin_threads(cpus) -> None:
@@ -64,10 +69,17 @@ def pin_threads(cpus) -> None:
             pass
 
 
-def install_probe(llm_engine, path: str) -> None:
-    """Record each ``LLMEngine.step``: ``t_start t_end scheduled_requests scheduled_tokens``."""
+def other_cpus(cpus) -> set[int]:
+    return (set(range(os.cpu_count() or 1)) - set(cpus)) or set(cpus)
+
+
+def install_probe(llm_engine, path: str, move_to=None) -> None:
+    """Record each ``LLMEngine.step``: ``t_start t_end scheduled_requests scheduled_tokens thread_cpu_s
+    process_cpu_s`` (the CPU seconds the stepping thread and the whole process spent in the step). ``move_to``:
+    CPUs the stepping thread moves to at its first step (only that thread: ``sched_setaffinity(0)``)."""
     sched = llm_engine.engine_core.engine_core.scheduler  # in-process engine core (VLLM_ENABLE_V1_MULTIPROCESSING=0)
     last: dict = {}
+    moved: list = []
     schedule, step = sched.schedule, llm_engine.step
 
     def probed_schedule(*a, **k):
@@ -78,10 +90,14 @@ def install_probe(llm_engine, path: str) -> None:
     f = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the actor
 
     def probed_step():
+        if move_to is not None and not moved:
+            os.sched_setaffinity(0, set(move_to))
+            moved.append(True)
         last.clear()
-        t0 = time.time()
+        t0, c0, p0 = time.time(), time.thread_time(), time.process_time()
         out = step()
-        f.write(f"{t0:.6f} {time.time():.6f} {last.get('n', 0)} {last.get('tok', 0)}\n")
+        c, p = time.thread_time() - c0, time.process_time() - p0
+        f.write(f"{t0:.6f} {time.time():.6f} {last.get('n', 0)} {last.get('tok', 0)} {c:.6f} {p:.6f}\n")
         return out
 
     sched.schedule = probed_schedule
@@ -135,6 +151,8 @@ class Steps:
     t1: list[float]
     n: list[int]
     tok: list[int]
+    cpu: list[float]  # the stepping thread's CPU seconds in each step (empty in records without it)
+    proc_cpu: list[float]  # the whole process's
 
     @classmethod
     def read(cls, path: str | Path, t_from: float = 0.0, t_to: float = float("inf")) -> "Steps":
@@ -142,8 +160,10 @@ class Steps:
         rows = [ln.split() for ln in Path(path).read_text().splitlines() if ln.strip()] if Path(path).exists() else []
         # steps that scheduled nothing (idle polls) are not work
         rows = [r for r in rows if int(r[2]) > 0 and t_from <= float(r[0]) <= t_to]
+        cpu = [float(r[4]) for r in rows] if all(len(r) >= 6 for r in rows) else []
+        proc = [float(r[5]) for r in rows] if cpu else []
         return cls([float(r[0]) for r in rows], [float(r[1]) for r in rows], [int(r[2]) for r in rows],
-                   [int(r[3]) for r in rows])
+                   [int(r[3]) for r in rows], cpu, proc)
 
     @property
     def span_s(self) -> float:
@@ -161,7 +181,16 @@ class Steps:
         return {"steps": len(self.n), "span_s": round(self.span_s, 2), "idle_s": round(self.span_s - self.busy_s(), 2),
                 "occupancy": round(self.occupancy(max_num_seqs), 3),
                 "occupancy_steps": round(sum(self.n) / (len(self.n) * max_num_seqs), 3) if self.n else 0.0,
-                "mean_running": round(sum(self.n) / len(self.n), 2) if self.n else 0.0}
+                "mean_running": round(sum(self.n) / len(self.n), 2) if self.n else 0.0, **self.cpu_summary()}
+
+    def cpu_summary(self) -> dict:
+        """Inside the steps: the stepping thread's CPU seconds against the steps' wall time, and the CPU seconds
+        the process's other threads spent meanwhile (on any CPU)."""
+        if not self.cpu:
+            return {}
+        mine = sum(self.cpu)
+        return {"stepping_thread_cpu_s": round(mine, 2), "steps_wall_s": round(self.busy_s(), 2),
+                "other_threads_cpu_in_steps_s": round(sum(self.proc_cpu) - mine, 2)}
 
 
 def loadavg() -> float:

@@ -20,6 +20,12 @@ prefill, the bare side in file order, the sweep's side as ``runtime/sweep`` plan
 ``feed_settings``, one actor).
 
     .venv-vllm/bin/python bench/kv_sweep.py --versions 12 --runs 3 --kv-windows 2.1
+    .venv-vllm/bin/python bench/kv_sweep.py --versions 12 --runs 3 --kv-windows 2.1 --engine-cpus 0 --pin stepping --repeat 6
+
+``--engine-cpus``: each side's engine on these CPUs, the driver and Ray on the others; ``--pin stepping``: only
+the thread that steps the engine there, every other thread of both sides (Ray's in the actor, torch's gloo) on
+the others, as an engine has its GPU to itself. ``--repeat N``: N pairs in alternating order, one Ray for all
+(the same machine drifts by up to 15% between runs), the median and geometric mean of the pairs' ratios.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import json
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,11 +84,13 @@ def bare(a) -> None:
     from longsweep.engines.registry import load_engine
     from longsweep.jobs.generate.inputs import read_prompts
     from longsweep.jobs.generate.task import PromptPayload
+    from fedbench import other_cpus
     from saturation import cpu_ids
-    if a.engine_cpus:
-        os.sched_setaffinity(0, cpu_ids(a.engine_cpus))  # before any thread starts: all of them inherit it
+    cpus = cpu_ids(a.engine_cpus)
+    if cpus:  # before any thread starts: all of them inherit it (with --pin stepping the stepping thread moves)
+        os.sched_setaffinity(0, other_cpus(cpus) if a.pin == "stepping" else set(cpus))
     engine = load_engine(spec_for(a))
-    instrument(engine, {"ignore_eos": True, "probe": a.probe})
+    instrument(engine, {"ignore_eos": True, "probe": a.probe, "engine_cpus": cpus, "pin": a.pin})
     free = engine._llm.llm_engine.engine_core.engine_core.scheduler.kv_cache_manager.block_pool.get_num_free_blocks()
     reqs = [PromptPayload.model_validate(p).request() for p in read_prompts(Path(a.prompts), max_tokens=None).prompts]
     ids = [p["id"] for p in map(json.loads, Path(a.prompts).read_text().splitlines())]
@@ -108,7 +117,7 @@ def sweep(a, prompts: Path, tmp: Path) -> dict:
     job = BenchGenerateJob(GenerateOptions(), str(prompts), policy=policy())
     from saturation import cpu_ids
     job.bench = {"fed": True, "ignore_eos": True, "probe": str(tmp / "steps_sweep.txt"),
-                 "engine_cpus": cpu_ids(a.engine_cpus)}
+                 "engine_cpus": cpu_ids(a.engine_cpus), "pin": a.pin}
     settings = RunSettings(sweep_dir=tmp / "sweep", sweep_id="kv_sweep", concurrency=(1, 1))
     from longsweep.runtime.sweep import feed_settings, plan_fed
     planned = job.make_items(spec, settings.sweep_id)
@@ -179,46 +188,22 @@ def measure(name: str, rows: list[dict], steps: Steps, stats: dict, wall_s: floa
             "recomputed_share_of_unique": round((scheduled - decode - least) / unique, 4) if unique else None}
 
 
-def main() -> None:
-    ap = kv_workload_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
-    ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--bare-first", action="store_true", help="the bare LLM.generate before the sweep")
-    ap.add_argument("--engine-cpus", default=None, metavar="IDS",
-                    help="pin each side's engine to these CPUs (e.g. 0), the driver and Ray to the others, as "
-                         "bench/saturation.py does: a GPU node's engine does not share the driver's CPUs")
-    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the child process
-    for f in ("prompts", "probe", "bare-out"):
-        ap.add_argument(f"--{f}", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    if a.engine_cpus:  # the bare child and Ray's workers inherit it: one torch thread per engine CPU
-        from saturation import cpu_ids
-        os.environ["OMP_NUM_THREADS"] = str(len(cpu_ids(a.engine_cpus)))
-    if a.bare:
-        return bare(a)
-    tmp = Path(tempfile.mkdtemp(prefix="kv_sweep_"))
-    prompts = tmp / "prompts.jsonl"
-    file_items = items(a.versions, a.runs, a.seed, a.answer_median, a.answer_cap)
-    prompts.write_text("".join(json.dumps(x) + "\n" for x in file_items))
+def pair(a, prompts: Path, file_items: list[dict], tmp: Path, bare_first: bool) -> dict:
+    """One sweep and one bare ``LLM.generate`` over the same items (Ray is up for both), compared."""
     load = [loadavg()]
     args = [a_ for f, v in (("window", a.window), ("kv-windows", a.kv_windows), ("max-num-seqs", a.max_num_seqs),
-                            ("cpus", a.cpus), ("answer-cap", a.answer_cap)) for a_ in (f"--{f}", str(v))]
+                            ("cpus", a.cpus), ("answer-cap", a.answer_cap), ("pin", a.pin)) for a_ in (f"--{f}", str(v))]
     args += ["--engine-cpus", a.engine_cpus] if a.engine_cpus else []
 
     def run_bare() -> None:
         subprocess.run([sys.executable, __file__, "--bare", "--prompts", str(prompts), "--probe",
                         str(tmp / "steps_bare.txt"), "--bare-out", str(tmp / "bare.json"), *args], check=True)
         load.append(loadavg())
-    if a.bare_first:
+    if bare_first:
         run_bare()
-    if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
-        from saturation import cpu_ids
-        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - set(cpu_ids(a.engine_cpus)))
-    start_ray(a.cpus)
     sw = sweep(a, prompts, tmp)
     load.append(loadavg())
-    import ray
-    ray.shutdown()
-    if not a.bare_first:
+    if not bare_first:
         run_bare()
     br = json.loads((tmp / "bare.json").read_text())
     block = br["stats"].get("block_size") or sw["stats"].get("block_size") or 16
@@ -241,20 +226,67 @@ def main() -> None:
              "mean_running": pred[k]["mean_running_per_step"]}
         side["predicted"], side["measured"] = p, m
     t_s, t_b = sides["sweep"]["tokens_per_s"], sides["bare"]["tokens_per_s"]
-    write(f"kv_sweep_{a.kv_windows:g}w_v{a.versions}_r{a.runs}_a{a.answer_median:g}_s{a.seed}"
-          + ("_bare_first" if a.bare_first else "") + ("_pinned" if a.engine_cpus else ""), {
-        "command": command("bench/kv_sweep.py", a, ["versions", "runs", "window", "kv_windows", "max_num_seqs",
-                                                    "answer_median", "answer_cap", "cpus", "seed"])
-                   + (" --bare-first" if a.bare_first else "")
-                   + (f" --engine-cpus {a.engine_cpus}" if a.engine_cpus else ""),
-        "order": "bare, sweep" if a.bare_first else "sweep, bare",
-        "kv_cache_memory_bytes": int(a.kv_windows * a.window * KV_BYTES_PER_TOKEN), "block_size": block,
-        "free_blocks": br["free_blocks"], "sweep_batches": [len(b) for b in sw["batches"]],
-        "sweep_over_bare_tokens_per_s": round(t_s / t_b, 3) if t_s and t_b else None,
-        "same_items": same_items(file_items, sw["rows"], br["rows"]),
-        "same_completion_tokens": sides["sweep"]["completion_tokens"] == sides["bare"]["completion_tokens"],
-        "steps_equal": f"{same_steps} of {max(len(st_sweep.n), len(st_bare.n))}",
-        "sides": sides, "sweep_summary": sw["summary"], "load_average_before_between_after": load})
+    return {"order": "bare, sweep" if bare_first else "sweep, bare",
+            "kv_cache_memory_bytes": int(a.kv_windows * a.window * KV_BYTES_PER_TOKEN), "block_size": block,
+            "free_blocks": br["free_blocks"], "sweep_batches": [len(b) for b in sw["batches"]],
+            "sweep_over_bare_tokens_per_s": round(t_s / t_b, 3) if t_s and t_b else None,
+            "same_items": same_items(file_items, sw["rows"], br["rows"]),
+            "same_completion_tokens": sides["sweep"]["completion_tokens"] == sides["bare"]["completion_tokens"],
+            "steps_equal": f"{same_steps} of {max(len(st_sweep.n), len(st_bare.n))}",
+            "sides": sides, "sweep_summary": sw["summary"], "load_average_before_between_after": load}
+
+
+def main() -> None:
+    ap = kv_workload_args(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
+    ap.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--bare-first", action="store_true", help="the bare LLM.generate before the sweep")
+    ap.add_argument("--engine-cpus", default=None, metavar="IDS",
+                    help="pin each side's engine to these CPUs (e.g. 0), the driver and Ray to the others, as "
+                         "bench/saturation.py does: a GPU node's engine does not share the driver's CPUs")
+    ap.add_argument("--pin", choices=("process", "stepping"), default="process",
+                    help="with --engine-cpus: the engine's whole process on them, or its stepping thread alone "
+                         "(every other thread of either side on the other CPUs, as the engine has a GPU to itself)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="pairs of runs, the order alternating (sweep first, then bare first, ...; --bare-first "
+                         "starts with bare): the machine's speed drifts between runs, so one pair says little")
+    ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the child process
+    for f in ("prompts", "probe", "bare-out"):
+        ap.add_argument(f"--{f}", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    from saturation import cpu_ids
+    if a.engine_cpus:  # the bare child and Ray's workers inherit it: one torch thread per engine CPU
+        os.environ["OMP_NUM_THREADS"] = str(len(cpu_ids(a.engine_cpus)))
+    if a.bare:
+        return bare(a)
+    file_items = items(a.versions, a.runs, a.seed, a.answer_median, a.answer_cap)
+    if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
+        from fedbench import other_cpus
+        os.sched_setaffinity(0, other_cpus(cpu_ids(a.engine_cpus)))
+    start_ray(a.cpus)
+    pairs = []
+    for i in range(a.repeat):
+        tmp = Path(tempfile.mkdtemp(prefix="kv_sweep_"))
+        prompts = tmp / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps(x) + "\n" for x in file_items))
+        pairs.append(pair(a, prompts, file_items, tmp, a.bare_first != bool(i % 2)))
+        print(f"[kv_sweep] pair {i + 1}: sweep/bare {pairs[-1]['sweep_over_bare_tokens_per_s']}", flush=True)
+    import ray
+    ray.shutdown()
+    cmd = (command("bench/kv_sweep.py", a, ["versions", "runs", "window", "kv_windows", "max_num_seqs",
+                                            "answer_median", "answer_cap", "cpus", "seed"])
+           + (" --bare-first" if a.bare_first else "")
+           + (f" --engine-cpus {a.engine_cpus} --pin {a.pin}" if a.engine_cpus else "")
+           + (f" --repeat {a.repeat}" if a.repeat > 1 else ""))
+    name = (f"kv_sweep_{a.kv_windows:g}w_v{a.versions}_r{a.runs}_a{a.answer_median:g}_s{a.seed}"
+            + ("_bare_first" if a.bare_first else "") + (f"_pinned_{a.pin}" if a.engine_cpus else "")
+            + (f"_x{a.repeat}" if a.repeat > 1 else ""))
+    if a.repeat == 1:
+        return write(name, {"command": cmd, **pairs[0]})
+    ratios = [p["sweep_over_bare_tokens_per_s"] for p in pairs]
+    write(name, {"command": cmd, "ratios": ratios, "median_ratio": statistics.median(ratios),
+                 "geomean_ratio": round(math.exp(statistics.fmean(math.log(r) for r in ratios)), 3),
+                 "pairs": pairs})
+
 
 if __name__ == "__main__":
     main()
