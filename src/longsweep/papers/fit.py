@@ -127,9 +127,7 @@ def fit_paper(
     if overhead + len(text) / 5.0 <= max_prompt_tokens:  # might fit (papers run 2.5-5 chars a token): one exact count
         exact_full = count_prompt(text)
         if exact_full <= max_prompt_tokens:
-            return FitResult(text=text, messages=build(text), prompt_tokens=exact_full, budget_tokens=max_prompt_tokens,
-                             tokens_full=exact_full, was_truncated=False, stage_tokens=[("full", exact_full)],
-                             exact=tokenizer.exact)
+            return _whole(text, build, exact_full, max_prompt_tokens, tokenizer.exact)
     sec = sections or find_sections(text)
     segs = segment(text, sec)
     counts = _count_many(tokenizer, [text[s.start:s.end] for s in segs])
@@ -166,13 +164,24 @@ def fit_paper(
             return res
     # stage 3: head + tail of what remains
     idx = [i for i, k in enumerate(keep) if k]
-    res.stages.append("head_tail")
     t3, n3 = _head_tail(text, segs, counts, idx, tokenizer, overhead, max_prompt_tokens, head_ratio, count_prompt)
-    res.stage_tokens.append(("head_tail", n3))  # n3 is the exact count of the final prompt
-    if n3 > max_prompt_tokens:
-        raise BudgetError(f"could not fit the paper into {max_prompt_tokens} tokens")
+    return _cut_head_tail(res, text, t3, n3, build)
+
+
+def _cut_head_tail(res: FitResult, text: str, t3: str, n3: int, build) -> FitResult:
+    """Stage 3's result: ``t3`` with ``n3`` tokens (the exact count of the final prompt)."""
+    res.stages.append("head_tail")
+    res.stage_tokens.append(("head_tail", n3))
+    if n3 > res.budget_tokens:
+        raise BudgetError(f"could not fit the paper into {res.budget_tokens} tokens")
     res.text, res.messages, res.prompt_tokens, res.chars_removed = t3, build(t3), n3, len(text) - len(t3)
     return res
+
+
+def _whole(text: str, build, tokens: int, budget: int, exact: bool) -> FitResult:
+    """The paper fits as it is: ``tokens`` is the whole prompt's exact count."""
+    return FitResult(text=text, messages=build(text), prompt_tokens=tokens, budget_tokens=budget, tokens_full=tokens,
+                     was_truncated=False, stage_tokens=[("full", tokens)], exact=exact)
 
 
 def _join(text: str, segs: list[_Seg], keep: list[bool], notices: dict[int, str]) -> str:

@@ -194,7 +194,6 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
     hidden: list[HiddenSpan] = []
     image_pages: list[tuple[int, list]] = []
     for pno, page in enumerate(doc, 1):
-        d = page.get_text("dict", flags=flags)
         xrefs = [im[0] for im in page.get_images()]
         paint = _PagePaint(page) if xrefs else None
         if paint is not None:
@@ -202,35 +201,53 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
             if images_dir or figure_images:  # xrefs are needed only for the image bytes (costly: hashes pixmaps)
                 rects = [(x, r) for x in xrefs for r in page.get_image_rects(x)]
             image_pages.append((pno, rects))
-        page_rect = page.rect
-        blocks = []
-        for b in d["blocks"]:
-            lines = []
-            for ln in b.get("lines", ()):
-                spans = []
-                for s in ln["spans"]:
-                    why = _hidden_reason(s, page_rect) if s["text"].strip() else None
-                    if why == "white_text" or (why is None and paint is not None):
-                        paint = paint or _PagePaint(page)
-                        if why == "white_text" and paint.on_fill(s["bbox"]):
-                            why = None
-                        elif why is None and paint.covered(s["bbox"]):
-                            why = "covered_by_image"
-                    if why:
-                        hidden.append(HiddenSpan(pno, why, s["text"]))
-                        if not keep_hidden:
-                            continue
-                    spans.append(s)
-                    if s["text"].strip():
-                        sizes[round(s["size"], 1)] += len(s["text"])
-                if spans:
-                    lines.append(spans)
-            if lines:
-                blocks.append({"bbox": b["bbox"], "lines": lines})
+        blocks = _page_blocks(page, pno, page.get_text("dict", flags=flags), paint, sizes, hidden, keep_hidden)
         if tables:
             blocks = _tables(page, blocks)
         pages.append((pno, _order_blocks(blocks, page.rect.width)))
-    body = _body_size(sizes)
+    markdown, starts, captions = _assemble(pages, _body_size(sizes))
+    if len(markdown.strip()) < 20:
+        raise IngestError("no_text", f"{path.name}: no extractable text ({doc.page_count} pages; scanned or image-only PDF)")
+    figures = _figures(doc, image_pages, captions, images_dir, max_figures, path.stem, figure_images)
+    title = (doc.metadata or {}).get("title") or _first_heading(markdown)
+    return Document(source=str(path), markdown=markdown, title=title.strip(), n_pages=doc.page_count,
+                    page_starts=starts, figures=figures, hidden=hidden)
+
+
+def _page_blocks(page, pno: int, d: dict, paint, sizes: Counter, hidden: list[HiddenSpan],
+                 keep_hidden: bool) -> list[dict]:
+    """One page's text blocks (``d``: pymupdf's text dict), hidden spans recorded in ``hidden`` (and dropped
+    unless ``keep_hidden``), the visible text's font sizes counted into ``sizes``."""
+    page_rect = page.rect
+    blocks = []
+    for b in d["blocks"]:
+        lines = []
+        for ln in b.get("lines", ()):
+            spans = []
+            for s in ln["spans"]:
+                why = _hidden_reason(s, page_rect) if s["text"].strip() else None
+                if why == "white_text" or (why is None and paint is not None):
+                    paint = paint or _PagePaint(page)
+                    if why == "white_text" and paint.on_fill(s["bbox"]):
+                        why = None
+                    elif why is None and paint.covered(s["bbox"]):
+                        why = "covered_by_image"
+                if why:
+                    hidden.append(HiddenSpan(pno, why, s["text"]))
+                    if not keep_hidden:
+                        continue
+                spans.append(s)
+                if s["text"].strip():
+                    sizes[round(s["size"], 1)] += len(s["text"])
+            if spans:
+                lines.append(spans)
+        if lines:
+            blocks.append({"bbox": b["bbox"], "lines": lines})
+    return blocks
+
+
+def _assemble(pages: list[tuple[int, list]], body: float) -> tuple[str, list[int], list[tuple[int, str]]]:
+    """The pages' blocks as one markdown text, the offset where each page starts, and the captions found."""
     parts, starts, pos = [], [], 0
     captions: list[tuple[int, str]] = []
     for pno, blocks in pages:
@@ -243,13 +260,7 @@ def _convert(doc, path: Path, *, images_dir, max_figures: int, keep_hidden: bool
                 captions.append((pno, md[:300]))
             parts.append(md)
             pos += len(md) + 2
-    markdown = "\n\n".join(parts)
-    if len(markdown.strip()) < 20:
-        raise IngestError("no_text", f"{path.name}: no extractable text ({doc.page_count} pages; scanned or image-only PDF)")
-    figures = _figures(doc, image_pages, captions, images_dir, max_figures, path.stem, figure_images)
-    title = (doc.metadata or {}).get("title") or _first_heading(markdown)
-    return Document(source=str(path), markdown=markdown, title=title.strip(), n_pages=doc.page_count,
-                    page_starts=starts, figures=figures, hidden=hidden)
+    return "\n\n".join(parts), starts, captions
 
 
 # Control characters are glyphs a font did not map (math-extension brackets print as \x10-\x15):

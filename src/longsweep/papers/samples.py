@@ -92,6 +92,15 @@ def make_paper_pdf(path: Path, *, title: str, topic: str, seed: int, sections: i
             state["page"].insert_image(r, stream=_figure_png(seed))
             state["y"] += 126
             write(f"Figure 1: Throughput of the {topic} method across context windows.", size=9, gap=10)
+    _back_matter(write, rng, topic)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def _back_matter(write, rng: random.Random, topic: str) -> None:
+    """References with abstracts (the first stage a fit removes), then two appendices (the second)."""
     write("References", size=12, bold=True)
     for k in range(8):
         a, b = rng.sample(["Smith", "Chen", "Garcia", "Okafor", "Ivanova", "Tanaka", "Dubois"], 2)
@@ -104,10 +113,6 @@ def make_paper_pdf(path: Path, *, title: str, topic: str, seed: int, sections: i
     write("B Implementation Details", size=12, bold=True)
     for _ in range(3):
         write(_para(rng, topic, 6))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc.save(path)
-    doc.close()
-    return path
 
 
 def make_samples(out: str | Path, n_papers: int = 3, *, hidden_in_first: bool = True) -> Path:
