@@ -42,13 +42,30 @@ def test_icc_twoway_matches_shrout_fleiss_table():
     assert icc_oneway(list(SHROUT_FLEISS)) == pytest.approx(got["icc1"])  # balanced one-way = ICC(1)
 
 
-def test_icc_against_pingouin_when_installed():
-    pg = pytest.importorskip("pingouin")
-    n, k = SHROUT_FLEISS.shape
-    long = pd.DataFrame({"t": np.repeat(range(n), k), "r": np.tile(range(k), n), "y": SHROUT_FLEISS.ravel()})
-    ref = pg.intraclass_corr(long, targets="t", raters="r", ratings="y").set_index("Type")["ICC"]
-    got = icc_twoway(SHROUT_FLEISS)
-    assert (got["icc1"], got["icc2_1"], got["icc3_1"]) == pytest.approx((ref["ICC1"], ref["ICC2"], ref["ICC3"]))
+def _icc_from_anova(table: np.ndarray) -> tuple[float, float, float]:
+    """ICC(1), ICC(2,1), ICC(3,1) from the mean squares of statsmodels' two-way ANOVA (targets + raters, no
+    interaction) and Shrout & Fleiss's formulas: a reference computed apart from ours."""
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.anova import anova_lm
+    n, k = table.shape
+    long = pd.DataFrame({"t": np.repeat(range(n), k), "r": np.tile(range(k), n), "y": table.ravel()})
+    a = anova_lm(ols("y ~ C(t) + C(r)", data=long).fit())
+    ms = a["sum_sq"] / a["df"]
+    bms, jms, ems = ms["C(t)"], ms["C(r)"], ms["Residual"]
+    wms = (a["sum_sq"]["C(r)"] + a["sum_sq"]["Residual"]) / (n * (k - 1))
+    return ((bms - wms) / (bms + (k - 1) * wms), (bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n),
+            (bms - ems) / (bms + (k - 1) * ems))
+
+
+RNG = np.random.default_rng(7)
+# 10 targets x 3 raters: a target's level (1-7) plus each rater's own 0-2
+RANDOM_10X3 = RNG.integers(1, 8, size=(10, 1)) + RNG.integers(0, 3, size=(10, 3))
+
+
+@pytest.mark.parametrize("table", [SHROUT_FLEISS, RANDOM_10X3], ids=["shrout-fleiss", "random-10x3"])
+def test_icc_against_statsmodels_anova(table):
+    got = icc_twoway(table)
+    assert (got["icc1"], got["icc2_1"], got["icc3_1"]) == pytest.approx(_icc_from_anova(table))
 
 
 def test_icc_oneway_unbalanced_by_hand():

@@ -115,25 +115,34 @@ def _keys(table: Path) -> Counter:
     return Counter(r["key"] for r in pq.read_table(table, columns=["key"]).to_pylist()) if table.is_dir() else Counter()
 
 
+# keys: inflight/<job>/<model>/<node id>/<batch mark>; printed as <node id>/<batch mark>
 WATCH = ("import sys, time, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
          "from ray.experimental.internal_kv import _internal_kv_list as ls\n"
          "while True:\n"
-         "    print(' '.join(k.decode().split('/')[3] for k in ls('inflight/', namespace='longsweep')), flush=True)\n"
+         "    print(' '.join('/'.join(k.decode().split('/')[3:5]) for k in ls('inflight/', namespace='longsweep')),\n"
+         "          flush=True)\n"
          "    time.sleep(0.1)\n")
 
 
 def _first_holding(cl, timeout_s: float, *, any_node: bool = False) -> list:
-    """A removable worker node running a batch (``any_node``: the ids of any node running one), seen by a
-    watcher that stays connected and looks every 0.1 s (a driver started per look takes seconds to connect:
-    the batch it saw had often ended by then)."""
+    """A removable worker node that has just started a batch (``any_node``: the ids of any node running one),
+    seen by a watcher that stays connected and looks every 0.1 s (a driver started per look takes seconds to
+    connect). A batch counts once its mark appears between two looks: at most 0.1 s old, so the node is
+    removed early in it (a batch near its end can finish, and delete its mark, while the node goes down)."""
     w = subprocess.Popen([sys.executable, "-c", WATCH, cl["c"].address], stdout=subprocess.PIPE, text=True)
     try:
-        t_end = time.monotonic() + timeout_s
+        t_end, seen = time.monotonic() + timeout_s, None
         while time.monotonic() < t_end:
             line = w.stdout.readline()
             if not line:
                 return []
-            busy = set(line.split())
+            marks = set(line.split())
+            if seen is None:  # the first look: marks of unknown age (any running batch will do for any_node)
+                new = marks if any_node else set()
+            else:
+                new = marks - seen
+            seen = marks
+            busy = {m.split("/")[0] for m in new}
             held = sorted(busy) if any_node else [n for n in cl["workers"] if n.node_id in busy]
             if held:
                 return held
