@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from common import write
-from fedbench import BenchGenerateJob, BenchStoriesJob, Steps, load_note, loadavg, old_design, start_ray, vllm_spec
+from fedbench import (BenchGenerateJob, BenchStoriesJob, Steps, load_note, loadavg, old_design, other_cpus,
+                      start_ray, vllm_spec)
 
 ASK = [("one-word", "Give your verdict in one word: accept or reject."),
        ("sentence", "Summarise the paper in one short sentence."),
@@ -243,7 +244,7 @@ def main() -> None:
         b = json.loads(bare_out.read_text())
         import ray
         if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - set(cpu_ids(a.engine_cpus)))
+            os.sched_setaffinity(0, other_cpus(cpu_ids(a.engine_cpus)))
         start_ray(a.cpus)
         try:
             reviews = review_sweeps(a, spec, tmp, prompts)

@@ -128,7 +128,16 @@ def fit_paper(
         exact_full = count_prompt(text)
         if exact_full <= max_prompt_tokens:
             return _whole(text, build, exact_full, max_prompt_tokens, tokenizer.exact)
-    sec = sections or find_sections(text)
+    return _fit_in_stages(text, sections or find_sections(text), tokenizer=tokenizer, build=build,
+                          count_prompt=count_prompt, overhead=overhead, exact_full=exact_full,
+                          max_prompt_tokens=max_prompt_tokens, head_ratio=head_ratio)
+
+
+def _fit_in_stages(text: str, sec: Sections, *, tokenizer: Tokenizer, build: Callable[[str], list[Message]],
+                   count_prompt: Callable[[str], int], overhead: int, exact_full: int | None,
+                   max_prompt_tokens: int, head_ratio: float) -> FitResult:
+    """A paper that may not fit whole: whole if the estimate says so and the exact count agrees, else cut in
+    three stages (reference-list abstracts, appendices, then head + tail of what remains)."""
     segs = segment(text, sec)
     counts = _count_many(tokenizer, [text[s.start:s.end] for s in segs])
     est_full = exact_full if exact_full is not None else overhead + sum(counts)
@@ -164,16 +173,11 @@ def fit_paper(
             return res
     # stage 3: head + tail of what remains
     idx = [i for i, k in enumerate(keep) if k]
-    t3, n3 = _head_tail(text, segs, counts, idx, tokenizer, overhead, max_prompt_tokens, head_ratio, count_prompt)
-    return _cut_head_tail(res, text, t3, n3, build)
-
-
-def _cut_head_tail(res: FitResult, text: str, t3: str, n3: int, build) -> FitResult:
-    """Stage 3's result: ``t3`` with ``n3`` tokens (the exact count of the final prompt)."""
     res.stages.append("head_tail")
-    res.stage_tokens.append(("head_tail", n3))
-    if n3 > res.budget_tokens:
-        raise BudgetError(f"could not fit the paper into {res.budget_tokens} tokens")
+    t3, n3 = _head_tail(text, segs, counts, idx, tokenizer, overhead, max_prompt_tokens, head_ratio, count_prompt)
+    res.stage_tokens.append(("head_tail", n3))  # n3 is the exact count of the final prompt
+    if n3 > max_prompt_tokens:
+        raise BudgetError(f"could not fit the paper into {max_prompt_tokens} tokens")
     res.text, res.messages, res.prompt_tokens, res.chars_removed = t3, build(t3), n3, len(text) - len(t3)
     return res
 

@@ -7,6 +7,7 @@ the makespan stays close to total work / actors even for a skewed mix.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterable
 
 from longsweep.jobs.base import WorkItem
@@ -109,7 +110,6 @@ def pack_batch(batch: list[WorkItem], order: int = 0) -> str:
 
 def pack_batches(batches: list[list[WorkItem]], first: int = 0) -> list[str]:
     """Planned batches packed in turn, each with its place in the plan: ``first`` plus the items before it."""
-    import itertools
     starts = itertools.accumulate((len(b) for b in batches[:-1]), initial=first)
     return [pack_batch(b, at) for b, at in zip(batches, starts)]
 
