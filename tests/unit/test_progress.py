@@ -250,6 +250,7 @@ def test_the_limit_stops_a_main_thread_that_inherited_sigint_ignored(tmp_path):
     """A sweep that a script started with `&` inherits SIGINT ignored, so Python has no SIGINT
     handler and ``_thread.interrupt_main`` does nothing: the error limit's stop printed its line and the sweep
     ran on to its end. A real process with SIGINT ignored: the limit must still interrupt its main thread."""
+    import signal
     import subprocess
     import sys
     script = f"""
@@ -269,5 +270,5 @@ except KeyboardInterrupt:
     print("interrupted:", p.stop_reason)
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                       preexec_fn=lambda: __import__("signal").signal(2, __import__("signal").SIG_IGN))
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert "interrupted: 1 error rows > --max-errors 0" in r.stdout, r.stdout + r.stderr
