@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from common import command, kv_workload_args, write
-from fedbench import BenchGenerateJob, Steps, instrument, loadavg, start_ray, vllm_spec
+from fedbench import BenchGenerateJob, Steps, instrument, loadavg, other_cpus, start_ray, vllm_spec
 
 WORDS = ("model data training results method baseline attention benchmark error dataset layer loss theorem "
          "proof sample kernel memory cache token sequence window review paper figure table section appendix").split()
@@ -84,7 +84,6 @@ def bare(a) -> None:
     from longsweep.engines.registry import load_engine
     from longsweep.jobs.generate.inputs import read_prompts
     from longsweep.jobs.generate.task import PromptPayload
-    from fedbench import other_cpus
     from saturation import cpu_ids
     cpus = cpu_ids(a.engine_cpus)
     if cpus:  # before any thread starts: all of them inherit it (with --pin stepping the stepping thread moves)
@@ -260,7 +259,6 @@ def main() -> None:
         return bare(a)
     file_items = items(a.versions, a.runs, a.seed, a.answer_median, a.answer_cap)
     if a.engine_cpus:  # the driver and everything Ray starts: the CPUs the engine does not have
-        from fedbench import other_cpus
         os.sched_setaffinity(0, other_cpus(cpu_ids(a.engine_cpus)))
     start_ray(a.cpus)
     pairs = []
